@@ -1,0 +1,45 @@
+# KYC Desk: `make run` to try it, `make test` to check it. Both set up .venv on first use.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# `make run` talks to the local stand-in of the Align API, never to a real environment.
+RUN_ENV := DJANGO_DEBUG=1 \
+	ALIGN_API_BASE_URL=http://127.0.0.1:8001 \
+	ALIGN_API_KEY=local-stand-in-key
+
+.PHONY: run test test-fast lint format clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py ensure_demo_user
+	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY; \
+	$(PY) manage.py align_stub --port 8001 & stub=$$!; \
+	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(VENV)/bin/pytest
+
+test-fast: lint
+	$(VENV)/bin/pytest -m "not browser"
+
+clean:
+	rm -rf $(VENV) staticfiles test-artifacts

@@ -1,0 +1,63 @@
+"""The lookup form: staff paste whatever they have, and get a canonical customer ID back."""
+
+import re
+import uuid
+from urllib.parse import urlsplit
+
+from django import forms
+
+EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
+MAX_INPUT_CHARS = 2000
+HEX_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. {example}; nothing was looked up."
+
+
+def parse_customer_reference(text: str) -> uuid.UUID:
+    """Read a customer ID as staff paste it: e-mails, spreadsheets, URNs and dashboard links.
+
+    Accepts surrounding whitespace, any letter case, `{braces}`, a `urn:uuid:` prefix, or a URL
+    whose last path segment is the UUID. Raises ValueError for anything else.
+    """
+    candidate = text.strip()
+    if len(candidate) > MAX_INPUT_CHARS:
+        raise ValueError("too long to be a customer ID")
+    if "/" in candidate:
+        segments = [segment for segment in urlsplit(candidate).path.split("/") if segment]
+        candidate = segments[-1] if segments else ""
+    candidate = candidate.lower()
+    candidate = candidate.removeprefix("urn:uuid:")
+    if candidate.startswith("{") and candidate.endswith("}"):
+        candidate = candidate[1:-1]
+    if not HEX_UUID.fullmatch(candidate):
+        raise ValueError("not a UUID")
+    return uuid.UUID(candidate)
+
+
+class CustomerIdField(forms.CharField):
+    def to_python(self, value) -> uuid.UUID | None:
+        text = super().to_python(value)
+        if not text:
+            return None
+        try:
+            return parse_customer_reference(text)
+        except ValueError:
+            raise forms.ValidationError(
+                NOT_A_CUSTOMER_ID, code="invalid", params={"example": EXAMPLE_CUSTOMER_ID}
+            ) from None
+
+
+class CustomerLookupForm(forms.Form):
+    customer_id = CustomerIdField(
+        label="Customer ID",
+        strip=True,
+        error_messages={"required": "Paste a customer ID to look up."},
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Paste a UUID, a urn:uuid:…, or a link ending in one",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "autocapitalize": "off",
+                "inputmode": "text",
+            }
+        ),
+    )

@@ -1,0 +1,29 @@
+"""Template filters over customers.presentation, so templates stay layout only."""
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from customers import presentation
+
+register = template.Library()
+
+UNRECOGNISED_NOTE = mark_safe(' <span class="badge-note">unrecognised</span>')
+
+register.filter("kyc_summary", presentation.kyc_summary)
+register.filter("customer_type_badge", presentation.customer_type_badge)
+register.filter("breakdown_label", presentation.breakdown_label)
+register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
+register.filter("web_link", presentation.web_link)
+
+
+@register.simple_tag
+def badge(value: presentation.Badge) -> SafeString:
+    """A status badge that says its meaning in words; colour only repeats it."""
+    note = "" if value.recognised else UNRECOGNISED_NOTE
+    return format_html(
+        '<span class="badge badge-{}"><span class="badge-dot" aria-hidden="true"></span>{}{}</span>',
+        value.tone,
+        value.label,
+        note,
+    )

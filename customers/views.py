@@ -1,0 +1,100 @@
+"""Customer lookup pages: translate a request into one upstream call and its result into a page.
+
+Both views render `customers/lookup.html`: the whole page for a normal request, its `result`
+partial for an htmx request, so a deep link and an htmx swap show identical markup.
+"""
+
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
+
+from customers.access import lookup_permission_required
+from customers.client import AlignError, RateLimited, customer_get
+from customers.forms import CustomerLookupForm, parse_customer_reference
+from customers.presentation import INVALID_INPUT, describe_failure
+from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
+
+PAGE_TEMPLATE = "customers/lookup.html"
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def customer_pages(view):
+    """What every customer page shares: GET only, staff only, never cached, varies on htmx."""
+    return require_GET(lookup_permission_required(never_cache(vary_on_headers("HX-Request")(view))))
+
+
+@customer_pages
+def customer_search(request: HtmxHttpRequest) -> HttpResponse:
+    if "customer_id" not in request.GET:
+        return _render(request, {"form": CustomerLookupForm()})
+    form = CustomerLookupForm(request.GET)
+    if not form.is_valid():
+        context = {"form": form, "failure": INVALID_INPUT, "rejected_input": request.GET["customer_id"]}
+        return _render(request, context, status=INVALID_INPUT.status, update_field_status=True)
+    customer_id = form.cleaned_data["customer_id"]
+    if not _wants_fragment(request):
+        return redirect("customers:detail", customer_ref=customer_id)
+    response = _lookup(request, customer_id, update_field_status=True)
+    response["HX-Push-Url"] = reverse("customers:detail", kwargs={"customer_ref": customer_id})
+    return response
+
+
+@customer_pages
+def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse:
+    try:
+        customer_id = parse_customer_reference(customer_ref)
+    except ValueError:
+        context = {"form": CustomerLookupForm(), "failure": INVALID_INPUT, "rejected_input": customer_ref}
+        return _render(request, context, status=INVALID_INPUT.status)
+    if str(customer_id) != customer_ref:
+        return redirect("customers:detail", customer_ref=customer_id, permanent=True)
+    return _lookup(request, customer_id)
+
+
+def _lookup(request: HtmxHttpRequest, customer_id: uuid.UUID, *, update_field_status: bool = False):
+    context = {
+        "form": CustomerLookupForm(initial={"customer_id": customer_id}),
+        "customer_id": customer_id,
+        "fetched_at": timezone.now(),
+    }
+    try:
+        context["customer"] = customer_get(customer_id=customer_id)
+    except AlignError as error:
+        failure = describe_failure(error)
+        response = _render(
+            request,
+            context | {"failure": failure},
+            status=failure.status,
+            update_field_status=update_field_status,
+        )
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            response["Retry-After"] = str(error.retry_after)
+        return response
+    return _render(request, context, update_field_status=update_field_status)
+
+
+def _wants_fragment(request: HtmxHttpRequest) -> bool:
+    """htmx swaps a fragment, except when it restores history and needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _render(
+    request: HtmxHttpRequest, context: dict, *, status: int = 200, update_field_status: bool = False
+) -> HttpResponse:
+    if _wants_fragment(request):
+        template = f"{PAGE_TEMPLATE}#result"
+        context = context | {"update_field_status": update_field_status}
+    else:
+        template = PAGE_TEMPLATE
+        context = context | {"demo_customers": DEMO_DESCRIPTIONS, "failure_drills": DRILL_DESCRIPTIONS}
+    return render(request, template, context, status=status)

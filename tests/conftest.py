@@ -1,0 +1,89 @@
+"""Fixtures shared by the whole suite."""
+
+import copy
+import ipaddress
+import socket
+import uuid
+
+import pytest
+import responses
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from customers.stub import DEMO_CUSTOMERS, DemoId
+
+ADA_ID = uuid.UUID(DemoId.INDIVIDUAL_APPROVED)
+
+
+class NetworkAccessBlocked(RuntimeError):
+    """A test tried to reach a host outside this machine."""
+
+
+def _is_loopback(address: object) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _block_external_network(monkeypatch):
+    """Every test runs offline: only loopback connections (our own test servers) may open."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise NetworkAccessBlocked(f"tests may not reach {address!r}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture
+def align():
+    """The Align API, mocked; a test fails if a call it registered was never made."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def customer_url():
+    def build(customer_id: uuid.UUID | str) -> str:
+        return f"{settings.ALIGN_API_BASE_URL}/v0/customers/{customer_id}"
+
+    return build
+
+
+@pytest.fixture
+def demo_body():
+    """A fresh, mutable copy of a demo customer's body, by DemoId."""
+
+    def build(demo_id: str = DemoId.INDIVIDUAL_APPROVED) -> dict:
+        return copy.deepcopy(DEMO_CUSTOMERS[str(demo_id)])
+
+    return build
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    user = django_user_model.objects.create_user(username="jane", password="correct horse battery")
+    user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
+    return user
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def htmx_headers() -> dict[str, str]:
+    return {"HX-Request": "true"}

@@ -1,0 +1,28 @@
+"""Settings for the test suite: the real settings module, fed a known test environment.
+
+The upstream points at a host that does not exist; every test that talks to it mocks it with
+`responses`, and tests/conftest.py refuses any other network connection.
+"""
+
+import os
+
+TEST_ENVIRONMENT = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "tests-only-secret-key-not-used-anywhere-else",
+    "DJANGO_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+    "ALIGN_API_BASE_URL": "https://align.invalid",
+    "ALIGN_API_KEY": "test-api-key-5f1c9e0d7a",
+    "ALIGN_API_TIMEOUT": "2",
+}
+os.environ.update(TEST_ENVIRONMENT)
+
+from dashboard.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Serve static files straight from the source folders: the suite never runs collectstatic.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,142 @@
+"""The local stand-in of the Align API answers per the contract, over real HTTP."""
+
+import uuid
+
+import pytest
+import requests
+from django.core.management import CommandError, call_command
+
+from customers import client
+from customers.records import CustomerType, KycStatus, KycSubStatus
+from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId, start_in_thread
+
+STUB_KEY = "stand-in-test-key"
+
+
+@pytest.fixture
+def stub():
+    server = start_in_thread(api_key=STUB_KEY, slow_seconds=1.5)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def dashboard_on_stub(stub, settings):
+    settings.ALIGN_API_BASE_URL = stub.base_url
+    settings.ALIGN_API_KEY = STUB_KEY
+    return stub
+
+
+def get(stub, customer_id, key=STUB_KEY) -> requests.Response:
+    headers = {"Api-Key": key} if key is not None else {}
+    return requests.get(f"{stub.base_url}/v0/customers/{customer_id}", headers=headers, timeout=5)
+
+
+@pytest.mark.parametrize("demo_id", list(DemoId))
+def test_every_demo_customer_parses_through_the_real_client(dashboard_on_stub, demo_id):
+    customer = client.customer_get(customer_id=uuid.UUID(demo_id))
+    assert str(customer.customer_id) == demo_id
+
+
+def test_demo_customers_cover_the_states_staff_meet(dashboard_on_stub):
+    def fetch(demo_id):
+        return client.customer_get(customer_id=uuid.UUID(demo_id))
+
+    ada = fetch(DemoId.INDIVIDUAL_APPROVED)
+    assert ada.type == CustomerType.INDIVIDUAL
+    assert ada.is_kyc_approved
+    assert ada.visible_address
+    corporate = fetch(DemoId.CORPORATE_APPROVED)
+    assert corporate.type == CustomerType.CORPORATE
+    assert corporate.is_kyc_approved
+    assert fetch(DemoId.FORM_STARTED).kycs.sub_status == KycSubStatus.FORM_STARTED
+    assert fetch(DemoId.UNDER_REVIEW).kycs.sub_status == KycSubStatus.FORM_ACCEPTED
+    resubmit = fetch(DemoId.RESUBMISSION_REQUIRED)
+    assert resubmit.kycs.sub_status == KycSubStatus.RESUBMISSION_REQUIRED
+    assert resubmit.address is not None
+    assert resubmit.visible_address is None
+    assert fetch(DemoId.REJECTED).kycs.status == KycStatus.REJECTED
+    assert fetch(DemoId.KYC_NOT_STARTED).kycs is None
+
+
+def test_demo_bodies_are_served_exactly(stub):
+    response = get(stub, DemoId.CORPORATE_APPROVED)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == DEMO_CUSTOMERS[DemoId.CORPORATE_APPROVED]
+
+
+def test_upper_case_id_finds_the_same_customer(stub):
+    assert get(stub, str(DemoId.REJECTED).upper()).json()["customer_id"] == DemoId.REJECTED
+
+
+def test_unknown_id_is_404(stub):
+    assert get(stub, uuid.uuid4()).status_code == 404
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong-key"])
+def test_missing_or_wrong_api_key_is_401(stub, key):
+    assert get(stub, DemoId.INDIVIDUAL_APPROVED, key=key).status_code == 401
+
+
+def test_other_paths_are_404(stub):
+    assert (
+        requests.get(f"{stub.base_url}/v0/other", headers={"Api-Key": STUB_KEY}, timeout=5).status_code == 404
+    )
+
+
+@pytest.mark.parametrize(
+    ("drill", "error"),
+    [
+        (DrillId.KEY_REJECTED, client.ApiKeyRejected),
+        (DrillId.RATE_LIMITED, client.RateLimited),
+        (DrillId.SERVER_ERROR, client.UpstreamError),
+        (DrillId.MALFORMED, client.InvalidResponse),
+    ],
+)
+def test_failure_drills_raise_the_matching_error(dashboard_on_stub, drill, error):
+    with pytest.raises(error):
+        client.customer_get(customer_id=uuid.UUID(drill))
+
+
+def test_rate_limit_drill_says_when_to_retry(dashboard_on_stub):
+    with pytest.raises(client.RateLimited) as raised:
+        client.customer_get(customer_id=uuid.UUID(DrillId.RATE_LIMITED))
+    assert raised.value.retry_after == 30
+
+
+def test_slow_drill_outlasts_the_dashboard_timeout(dashboard_on_stub, settings):
+    settings.ALIGN_API_TIMEOUT = 0.5
+    with pytest.raises(client.UpstreamTimeout):
+        client.customer_get(customer_id=uuid.UUID(DrillId.SLOW))
+
+
+def test_delay_option_slows_every_answer(settings):
+    server = start_in_thread(api_key=STUB_KEY, delay=0.3)
+    try:
+        response = get(server, DemoId.REJECTED)
+        assert response.status_code == 200
+        assert response.elapsed.total_seconds() >= 0.3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_dashboard_pointed_at_a_closed_port_says_align_is_unreachable(settings, stub):
+    settings.ALIGN_API_BASE_URL = stub.base_url
+    stub.shutdown()
+    stub.server_close()
+    with pytest.raises(client.UpstreamUnreachable):
+        client.customer_get(customer_id=uuid.UUID(DemoId.REJECTED))
+
+
+def test_command_refuses_to_start_without_a_key(settings):
+    settings.ALIGN_API_KEY = ""
+    with pytest.raises(CommandError, match="No API key"):
+        call_command("align_stub", "--port", "0")
+
+
+def test_command_reports_a_port_in_use(stub):
+    with pytest.raises(CommandError, match="Cannot listen"):
+        call_command("align_stub", "--port", str(stub.server_address[1]), "--api-key", STUB_KEY)

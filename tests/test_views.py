@@ -1,0 +1,538 @@
+"""The lookup pages: access, input, full page vs htmx fragment, failures, and what is shown."""
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from customers.stub import DemoId, DrillId
+
+pytestmark = pytest.mark.django_db
+
+ADA = DemoId.INDIVIDUAL_APPROVED
+ADA_URL = f"/customers/{ADA}/"
+
+
+def detail_url(customer_id) -> str:
+    return reverse("customers:detail", kwargs={"customer_ref": str(customer_id)})
+
+
+def result_fragment(html: str) -> str:
+    """The inner HTML of the result area of a full page, to compare with an htmx fragment."""
+    match = re.search(
+        r'<div id="result" class="result" aria-live="polite">(.*)</div>\s*</section>', html, re.S
+    )
+    assert match, "no result area in the page"
+    return match.group(1)
+
+
+def normalise_space(html: str) -> str:
+    return re.sub(r"\s+", " ", html).strip()
+
+
+@pytest.fixture
+def serve(align, customer_url, demo_body):
+    """Register Align's answer for a demo customer, optionally changed by a callback."""
+
+    def register(demo_id=ADA, change=None, **kwargs):
+        body = demo_body(demo_id)
+        if change:
+            change(body)
+        align.get(customer_url(demo_id), json=body, **kwargs)
+        return body
+
+    return register
+
+
+# --- URLs and access ------------------------------------------------------------------------
+
+
+def test_root_redirects_to_search(staff_client):
+    response = staff_client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/customers/"
+
+
+@pytest.mark.parametrize("path", ["/customers/", ADA_URL, f"/customers/?customer_id={ADA}"])
+def test_anonymous_user_is_sent_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_expired_session_in_htmx_request_redirects_the_whole_page(client):
+    response = client.get(
+        ADA_URL, headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver/customers/{ADA}/"}
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/accounts/login/?next=/customers/{ADA}/"
+
+
+def test_user_without_permission_gets_403_saying_what_to_ask_for(client, django_user_model):
+    user = django_user_model.objects.create_user(username="visitor", password="irrelevant-password")
+    client.force_login(user)
+    response = client.get("/customers/")
+    assert response.status_code == 403
+    assert b"customers.lookup_customer" in response.content
+    assert b"Ask an administrator" in response.content
+
+
+def test_user_without_permission_never_reaches_align(client, django_user_model, align):
+    user = django_user_model.objects.create_user(username="visitor", password="irrelevant-password")
+    client.force_login(user)
+    assert client.get(ADA_URL).status_code == 403
+    assert len(align.calls) == 0
+
+
+def test_superuser_passes_without_explicit_permission(client, django_user_model, serve):
+    admin = django_user_model.objects.create_superuser(username="root", password="irrelevant-password")
+    client.force_login(admin)
+    serve()
+    assert client.get(ADA_URL).status_code == 200
+
+
+def test_deactivated_user_with_permission_is_logged_out(client, django_user_model, align):
+    user = django_user_model.objects.create_user(username="gone", password="irrelevant-password")
+    user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
+    client.force_login(user)
+    user.is_active = False
+    user.save()
+    response = client.get(ADA_URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert len(align.calls) == 0
+
+
+def test_login_page_renders_and_logs_in(client, staff_user):
+    assert client.get("/accounts/login/").status_code == 200
+    response = client.post("/accounts/login/", {"username": "jane", "password": "correct horse battery"})
+    assert response.status_code == 302
+    assert response["Location"] == "/customers/"
+
+
+def test_wrong_password_shows_an_error(client, staff_user):
+    response = client.post("/accounts/login/", {"username": "jane", "password": "wrong"})
+    assert response.status_code == 200
+    assert b'role="alert"' in response.content
+
+
+def test_logout_is_post_only(staff_client):
+    assert staff_client.get("/accounts/logout/").status_code == 405
+    response = staff_client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert staff_client.get("/customers/").status_code == 302
+
+
+def test_post_to_lookup_is_refused(staff_client):
+    assert staff_client.post("/customers/", {"customer_id": str(ADA)}).status_code == 405
+
+
+# --- The search page and its input ----------------------------------------------------------
+
+
+def test_search_page_has_focused_field_and_no_result(staff_client):
+    response = staff_client.get("/customers/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert re.search(r'<input id="customer-id" name="customer_id"[^>]*autofocus', html)
+    assert "Look up a customer" in html
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        f"  {ADA}  ",
+        str(ADA).upper(),
+        f"{{{ADA}}}",
+        f"urn:uuid:{ADA}",
+        f"https://dashboard.example/customers/{ADA}/?tab=kyc",
+        f"\t{str(ADA).replace('-', '')}\n",
+    ],
+)
+def test_pasted_ids_lead_to_the_canonical_customer_address(staff_client, pasted):
+    response = staff_client.get("/customers/", {"customer_id": pasted})
+    assert response.status_code == 302
+    assert response["Location"] == ADA_URL
+
+
+@pytest.mark.parametrize("pasted", ["not-a-uuid", "3f2a9c1e", f"{ADA}0", "<script>alert(1)</script>", "   "])
+def test_invalid_input_is_rejected_inline_without_calling_align(staff_client, align, pasted):
+    response = staff_client.get("/customers/", {"customer_id": pasted})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Not a customer ID" in html or "Paste a customer ID" in html
+    assert 'aria-invalid="true"' in html
+    assert "<script>alert(1)</script>" not in html
+    assert len(align.calls) == 0
+
+
+def test_invalid_input_in_htmx_returns_error_card_and_out_of_band_field_message(
+    staff_client, align, htmx_headers
+):
+    response = staff_client.get("/customers/", {"customer_id": "nope"}, headers=htmx_headers)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "<html" not in html
+    assert "Not a customer ID" in html
+    assert 'id="customer-id-status" class="field-error" hx-swap-oob="true"' in html
+    assert "HX-Push-Url" not in response
+    assert len(align.calls) == 0
+
+
+def test_valid_input_in_htmx_returns_fragment_and_pushes_the_customer_address(
+    staff_client, serve, htmx_headers
+):
+    serve()
+    response = staff_client.get("/customers/", {"customer_id": f" {str(ADA).upper()} "}, headers=htmx_headers)
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == ADA_URL
+    html = response.content.decode()
+    assert "<html" not in html
+    assert "Ada Lovelace" in html
+    # The out-of-band swap clears any earlier error under the field.
+    assert re.search(r'<p id="customer-id-status" class="field-error" hx-swap-oob="true">\s*</p>', html)
+
+
+def test_non_canonical_detail_address_redirects_to_the_canonical_one(staff_client, align):
+    response = staff_client.get(f"/customers/{str(ADA).upper()}/")
+    assert response.status_code == 301
+    assert response["Location"] == ADA_URL
+    assert len(align.calls) == 0
+
+
+def test_detail_address_that_is_not_a_uuid_gets_400_with_the_message(staff_client, align):
+    response = staff_client.get("/customers/definitely-not-an-id/")
+    assert response.status_code == 400
+    assert b"Not a customer ID" in response.content
+    assert len(align.calls) == 0
+
+
+# --- Full page vs fragment ------------------------------------------------------------------
+
+
+def test_deep_link_renders_the_full_page(staff_client, serve):
+    serve()
+    response = staff_client.get(ADA_URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.startswith("<!doctype html>")
+    assert "Ada Lovelace" in html
+    assert f'value="{ADA}"' in html
+
+
+def test_htmx_request_to_the_same_address_returns_only_the_fragment(staff_client, serve, htmx_headers):
+    serve()
+    response = staff_client.get(ADA_URL, headers=htmx_headers)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" not in html
+    assert '<header class="topbar"' not in html
+    assert "Ada Lovelace" in html
+
+
+def test_deep_link_and_htmx_swap_render_identical_result_markup(
+    staff_client, serve, htmx_headers, monkeypatch
+):
+    fixed = datetime(2026, 11, 25, 14, 2, 11, tzinfo=UTC)
+    monkeypatch.setattr("customers.views.timezone.now", lambda: fixed)
+    serve()
+    serve()
+    full = staff_client.get(ADA_URL).content.decode()
+    fragment = staff_client.get(ADA_URL, headers=htmx_headers).content.decode()
+    assert normalise_space(result_fragment(full)) == normalise_space(fragment)
+
+
+def test_history_restore_request_gets_the_full_page(staff_client, serve):
+    serve()
+    response = staff_client.get(ADA_URL, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert response.content.decode().startswith("<!doctype html>")
+
+
+def test_customer_pages_are_never_cached_and_vary_on_htmx(staff_client, serve):
+    serve()
+    response = staff_client.get(ADA_URL)
+    assert "no-store" in response["Cache-Control"]
+    assert "HX-Request" in response["Vary"]
+
+
+# --- What the page shows --------------------------------------------------------------------
+
+
+def test_individual_shows_name_email_type_and_id(staff_client, serve):
+    serve()
+    html = staff_client.get(ADA_URL).content.decode()
+    assert '<h2 id="customer-name" class="customer-name">Ada Lovelace</h2>' in html
+    assert "ada.lovelace@example.com" in html
+    assert "Individual" in html
+    assert f'data-copy-text="{ADA}"' in html
+
+
+def test_corporate_shows_company_name(staff_client, serve):
+    serve(DemoId.CORPORATE_APPROVED)
+    html = staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode()
+    assert "Falcon Trading FZ-LLC" in html
+    assert "Corporate" in html
+
+
+@pytest.mark.parametrize(
+    ("demo_id", "expected"),
+    [
+        (DemoId.INDIVIDUAL_APPROVED, ["badge-approved", "Approved", "KYC approved."]),
+        (DemoId.FORM_STARTED, ["Pending", "Form started", "Remind them to complete it with the KYC link."]),
+        (DemoId.UNDER_REVIEW, ["Pending", "Under review", "wait for Align&#x27;s decision"]),
+        (
+            DemoId.RESUBMISSION_REQUIRED,
+            ["Pending", "Resubmission required", "Send the customer the same KYC link to resubmit."],
+        ),
+        (DemoId.REJECTED, ["badge-rejected", "Rejected", "Do not onboard; escalate per policy."]),
+        (DemoId.KYC_NOT_STARTED, ["Not started", "No KYC on file yet."]),
+    ],
+)
+def test_kyc_state_is_shown_in_words_staff_can_act_on(staff_client, serve, demo_id, expected):
+    serve(demo_id)
+    html = staff_client.get(detail_url(demo_id)).content.decode()
+    for words in expected:
+        assert words in html
+
+
+def test_null_overall_status_reads_unknown(staff_client, serve):
+    serve(change=lambda body: body["kycs"].update(status=None))
+    html = staff_client.get(ADA_URL).content.decode()
+    assert "Unknown" in html
+    assert "Align returned no overall status." in html
+
+
+def test_unrecognised_values_are_shown_as_sent_and_marked(staff_client, serve):
+    def change(body):
+        body["kycs"]["status_breakdown"].append(
+            {"currency": "gbp", "payment_rails": "faster_payments", "status": "x"}
+        )
+
+    serve(change=change)
+    html = staff_client.get(ADA_URL).content.decode()
+    assert "gbp · faster_payments" in html
+    assert "unrecognised" in html
+    assert "Ada Lovelace" in html
+
+
+def test_breakdown_rows_have_readable_labels_and_badges(staff_client, serve):
+    serve(DemoId.CORPORATE_APPROVED)
+    html = normalise_space(staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode())
+    assert '<th scope="row">AED · UAEFTS</th><td><span class="badge badge-approved">' in html
+    assert '<th scope="row">USD · Wire</th><td><span class="badge badge-pending">' in html
+
+
+def test_copy_button_carries_exactly_the_flow_link(staff_client, serve, demo_body):
+    link = demo_body()["kycs"]["kyc_flow_link"]
+    serve()
+    html = staff_client.get(ADA_URL).content.decode()
+    assert f'<a id="kyc-flow-link" class="kyc-link-url" href="{link}"' in html
+    assert re.search(
+        rf'<button type="button"[^>]*data-copy-text="{re.escape(link)}"[^>]*>Copy link</button>', html
+    )
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(document.cookie)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,<b>x</b>",
+        "ftp://x.example/",
+    ],
+)
+def test_non_web_flow_link_is_inert_text_with_a_warning(staff_client, serve, link):
+    serve(change=lambda body: body["kycs"].update(kyc_flow_link=link))
+    html = staff_client.get(ADA_URL).content.decode()
+    assert 'id="kyc-flow-link"' not in html
+    assert "Copy link" not in html
+    assert "not a web (http/https) link" in html
+    assert f'href="{link}' not in html.replace("&amp;", "&")
+
+
+def test_hostile_strings_from_align_are_escaped(staff_client, serve):
+    def change(body):
+        body.update(
+            type="corporate", company_name='<script>alert("x")</script>', email="a@b.example<img src=x>"
+        )
+
+    serve(change=change)
+    html = staff_client.get(ADA_URL).content.decode()
+    assert '<script>alert("x")</script>' not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "<img src=x>" not in html
+
+
+# --- The address rule -----------------------------------------------------------------------
+
+ADA_STREET = "12 St James&#x27;s Square"
+
+
+def test_approved_customer_with_address_shows_it(staff_client, serve):
+    serve()
+    html = staff_client.get(ADA_URL).content.decode()
+    assert ADA_STREET in html
+    assert "SW1Y 4JH London" in html
+
+
+def test_approved_customer_without_address_says_align_has_none(staff_client, serve):
+    serve(change=lambda body: body.update(address=None))
+    html = staff_client.get(ADA_URL).content.decode()
+    assert "Align has no address on file for this customer." in html
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda body: body["kycs"].update(status="pending"), id="pending"),
+        pytest.param(lambda body: body["kycs"].update(status="rejected"), id="rejected"),
+        pytest.param(lambda body: body["kycs"].update(status=None), id="status-null"),
+        pytest.param(lambda body: body["kycs"].update(status="approved_later"), id="unrecognised"),
+        pytest.param(lambda body: body.update(kycs=None), id="kycs-null"),
+    ],
+)
+def test_address_sent_for_a_customer_not_approved_is_never_rendered(
+    staff_client, serve, htmx_headers, change
+):
+    serve(change=change)
+    serve(change=change)
+    for response in (staff_client.get(ADA_URL), staff_client.get(ADA_URL, headers=htmx_headers)):
+        html = response.content.decode()
+        for part in ("St James", "SW1Y", "Greater London", "<address"):
+            assert part not in html
+        assert "Hidden until KYC is approved." in html
+
+
+# --- Failures -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "title", "sentence"),
+    [
+        ({"status": 404, "json": {}}, 404, "No customer with this ID", "other environment"),
+        ({"status": 401, "json": {}}, 502, "API key was rejected", "contact an administrator"),
+        ({"status": 403, "json": {}}, 502, "API key was rejected", "contact an administrator"),
+        (
+            {"status": 429, "json": {}, "headers": {"Retry-After": "17"}},
+            503,
+            "rate-limiting",
+            "in 17 seconds",
+        ),
+        ({"status": 500, "json": {}}, 502, "Align is unavailable", "Try again shortly."),
+        ({"status": 503, "json": {}}, 502, "Align is unavailable", "Try again shortly."),
+        ({"body": requests.ConnectionError()}, 503, "Align is unavailable", "Try again shortly."),
+        ({"body": requests.ReadTimeout()}, 504, "Align did not answer in time", "Align may be degraded"),
+        ({"body": "<html>oops</html>", "status": 200}, 502, "Unexpected response from Align", "was logged"),
+        ({"json": ["not", "an", "object"]}, 502, "Unexpected response from Align", "was logged"),
+        ({"json": {"customer_id": str(ADA)}}, 502, "Unexpected response from Align", "was logged"),
+    ],
+)
+def test_each_upstream_failure_has_its_message_and_status(
+    staff_client, align, customer_url, htmx_headers, answer, status, title, sentence
+):
+    align.get(customer_url(ADA), **answer)
+    align.get(customer_url(ADA), **answer)
+    full = staff_client.get(ADA_URL)
+    fragment = staff_client.get(ADA_URL, headers=htmx_headers)
+    for response in (full, fragment):
+        assert response.status_code == status
+        html = response.content.decode()
+        assert title in html
+        assert sentence in html
+        assert str(ADA) in html
+    assert full.content.decode().startswith("<!doctype html>")
+    assert "<html" not in fragment.content.decode()
+
+
+def test_rate_limit_passes_retry_after_on(staff_client, align, customer_url):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "30"})
+    response = staff_client.get(ADA_URL)
+    assert response["Retry-After"] == "30"
+
+
+def test_missing_api_key_says_the_dashboard_is_not_configured(staff_client, align, settings):
+    settings.ALIGN_API_KEY = ""
+    response = staff_client.get(ADA_URL)
+    assert response.status_code == 503
+    assert b"The dashboard has no API key" in response.content
+    assert len(align.calls) == 0
+
+
+def test_htmx_is_configured_to_swap_the_failure_statuses_the_views_use():
+    """htmx 2 ignores 4xx/5xx bodies by default; the page's config must list every status we send."""
+    from customers.presentation import _FAILURES, INVALID_INPUT
+
+    html = (settings.BASE_DIR / "templates" / "base.html").read_text()
+    swapped = re.search(r'"code": "\^\(([0-9|]+)\)\$", "swap": true', html)
+    assert swapped, "no swap rule for error statuses in the htmx-config meta tag"
+    statuses = {int(code) for code in swapped.group(1).split("|")}
+    used = {failure.status for failure in _FAILURES.values()} | {INVALID_INPUT.status, 503}
+    assert used <= statuses
+
+
+# --- Secrets --------------------------------------------------------------------------------
+
+
+def test_api_key_never_reaches_a_page(staff_client, serve, align, customer_url, htmx_headers):
+    serve()
+    align.get(customer_url(DemoId.REJECTED), status=401)
+    pages = [
+        staff_client.get("/customers/"),
+        staff_client.get(ADA_URL),
+        staff_client.get(detail_url(DemoId.REJECTED), headers=htmx_headers),
+        staff_client.get("/customers/", {"customer_id": "bad"}),
+    ]
+    for page in pages:
+        assert settings.ALIGN_API_KEY.encode() not in page.content
+        assert all(settings.ALIGN_API_KEY not in value for value in page.headers.values())
+
+
+# --- Environment banner and demo IDs --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "label"),
+    [
+        ("https://api.alignlabs.dev", "Production"),
+        ("https://api-sandbox.alignlabs.dev", "Sandbox"),
+        ("http://127.0.0.1:8001", "Local stand-in"),
+        ("https://align-proxy.internal.example", "Custom: align-proxy.internal.example"),
+    ],
+)
+def test_banner_names_the_configured_upstream(staff_client, settings, base_url, label):
+    settings.ALIGN_API_BASE_URL = base_url
+    html = staff_client.get("/customers/").content.decode()
+    assert re.search(rf'<span class="env env-\w+"[^>]*>{re.escape(label)}</span>', html)
+
+
+def test_demo_ids_are_listed_only_when_pointed_at_the_stand_in(staff_client, settings):
+    settings.ALIGN_API_BASE_URL = "http://127.0.0.1:8001"
+    assert str(DrillId.SERVER_ERROR).encode() in staff_client.get("/customers/").content
+    assert str(ADA).encode() in staff_client.get("/customers/").content
+    settings.ALIGN_API_BASE_URL = "https://api-sandbox.alignlabs.dev"
+    assert str(ADA).encode() not in staff_client.get("/customers/").content
+
+
+def test_no_inline_script_or_style_in_pages(staff_client, serve):
+    serve()
+    for html in (
+        staff_client.get("/customers/").content.decode(),
+        staff_client.get(ADA_URL).content.decode(),
+    ):
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+        assert "<style" not in html
+        assert " style=" not in html
+        assert not re.search(r"\son[a-z]+=", html)
+
+
+def test_a_fresh_uuid_that_align_does_not_know_shows_not_found(staff_client, align, customer_url):
+    unknown = uuid.uuid4()
+    align.get(customer_url(unknown), status=404, json={"message": "Customer not found"})
+    response = staff_client.get(detail_url(unknown))
+    assert response.status_code == 404
+    assert b"No customer with this ID" in response.content
