@@ -3,13 +3,15 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser of its own here.
+CHROMIUM := /usr/bin/chromium
 
 # `make run` talks to the local stand-in of the Align API, never to a real environment.
 RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:8001 \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format browser clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -35,7 +37,15 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
+browser:
+	@test -x $(CHROMIUM) || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	}
+
+test: lint browser
 	$(VENV)/bin/pytest
 
 test-fast: lint

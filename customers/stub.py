@@ -192,6 +192,7 @@ class StubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self.server.paths_seen.append(self.path)
         if self.server.delay:
             time.sleep(self.server.delay)
         match = CUSTOMER_PATH.match(self.path.split("?", 1)[0])
@@ -253,6 +254,8 @@ class StubServer(ThreadingHTTPServer):
         self.api_key = api_key
         self.delay = delay
         self.slow_seconds = slow_seconds
+        # What was asked, in order, so tests can tell whether the dashboard called at all.
+        self.paths_seen: list[str] = []
 
     @property
     def base_url(self) -> str:

@@ -11,9 +11,21 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from customers.stub import DEMO_CUSTOMERS, DemoId
+from customers.stub import DEMO_CUSTOMERS, DemoId, start_in_thread
 
-ADA_ID = uuid.UUID(DemoId.INDIVIDUAL_APPROVED)
+STAFF_USERNAME = "jane"
+STAFF_PASSWORD = "correct horse battery"
+STAND_IN_KEY = "browser-tests-stand-in-key"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class NetworkAccessBlocked(RuntimeError):
@@ -72,7 +84,7 @@ def demo_body():
 
 @pytest.fixture
 def staff_user(django_user_model):
-    user = django_user_model.objects.create_user(username="jane", password="correct horse battery")
+    user = django_user_model.objects.create_user(username=STAFF_USERNAME, password=STAFF_PASSWORD)
     user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
     return user
 
@@ -87,3 +99,40 @@ def staff_client(staff_user) -> Client:
 @pytest.fixture
 def htmx_headers() -> dict[str, str]:
     return {"HX-Request": "true"}
+
+
+# --- Browser tests: Debian's Chromium, the dashboard in live_server, the stand-in over HTTP ---
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_FLAGS}
+
+
+@pytest.fixture(scope="session")
+def stand_in():
+    server = start_in_thread(api_key=STAND_IN_KEY, slow_seconds=3)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def dashboard_url(live_server, stand_in, settings) -> str:
+    """The dashboard under test, pointed at the stand-in with a short timeout."""
+    settings.ALIGN_API_BASE_URL = stand_in.base_url
+    settings.ALIGN_API_KEY = STAND_IN_KEY
+    settings.ALIGN_API_TIMEOUT = 2
+    stand_in.delay = 0
+    return live_server.url
+
+
+@pytest.fixture
+def logged_in_page(page, dashboard_url, staff_user):
+    page.set_default_timeout(5000)
+    page.goto(f"{dashboard_url}/accounts/login/")
+    page.get_by_label("Username").fill(STAFF_USERNAME)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{dashboard_url}/customers/")
+    return page

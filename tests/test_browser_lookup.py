@@ -1,0 +1,160 @@
+"""The lookup page in a real headless Chromium, against the local stand-in over real HTTP.
+
+These prove what unit tests cannot: that htmx swaps the result in place (including error
+answers, which htmx 2 ignores by default), that the address bar and history follow the
+customer, and that Copy link really puts the link on the clipboard.
+"""
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ADA = str(DemoId.INDIVIDUAL_APPROVED)
+GRACE = str(DemoId.FORM_STARTED)
+
+
+def look_up(page: Page, text: str) -> None:
+    field = page.get_by_label("Customer ID", exact=True)
+    field.fill(text)
+    field.press("Enter")
+
+
+def test_lookup_swaps_in_place_and_pushes_the_customer_address(logged_in_page, dashboard_url, stand_in):
+    page = logged_in_page
+    page.evaluate("window.__noReload = 'still here'")
+    stand_in.delay = 0.6
+    look_up(page, f"   {ADA.upper()}  ")
+    expect(page.locator(".lookup-indicator")).to_be_visible()
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator(".lookup-indicator")).to_be_hidden()
+    assert page.evaluate("window.__noReload") == "still here"
+    assert page.url == f"{dashboard_url}/customers/{ADA}/"
+
+
+def test_invalid_input_shows_inline_message_and_never_calls_align(logged_in_page, stand_in):
+    page = logged_in_page
+    calls_before = len(stand_in.paths_seen)
+    look_up(page, "3f2a-not-an-id")
+    expect(page.locator("#customer-id-status")).to_contain_text("Not a customer ID")
+    expect(page.locator("#result")).to_contain_text("Not a customer ID")
+    expect(page.get_by_label("Customer ID", exact=True)).to_have_attribute("aria-invalid", "true")
+    assert len(stand_in.paths_seen) == calls_before
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator("#customer-id-status")).to_have_text("")
+    expect(page.get_by_label("Customer ID", exact=True)).not_to_have_attribute("aria-invalid", "true")
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "title"),
+    [
+        ("6b1d7c1e-0000-4000-8000-000000000000", "No customer with this ID"),
+        (DrillId.KEY_REJECTED, "The dashboard's API key was rejected"),
+        (DrillId.SERVER_ERROR, "Align is unavailable"),
+        (DrillId.RATE_LIMITED, "Align is rate-limiting us"),
+        (DrillId.MALFORMED, "Unexpected response from Align"),
+    ],
+)
+def test_error_answers_are_swapped_into_the_result_area(logged_in_page, customer_id, title):
+    page = logged_in_page
+    page.evaluate("window.__noReload = true")
+    look_up(page, str(customer_id))
+    expect(page.locator("#result .failure-title")).to_contain_text(title)
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_timeout_is_swapped_into_the_result_area(logged_in_page, settings):
+    settings.ALIGN_API_TIMEOUT = 0.5
+    look_up(logged_in_page, DrillId.SLOW)
+    expect(logged_in_page.locator("#result .failure-title")).to_contain_text("Align did not answer in time")
+
+
+def test_copy_link_puts_exactly_the_flow_link_on_the_clipboard(logged_in_page, dashboard_url):
+    page = logged_in_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dashboard_url)
+    look_up(page, ADA)
+    button = page.locator("button[data-copy-source='#kyc-flow-link']")
+    button.click()
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"]
+
+
+def test_copy_link_falls_back_to_selecting_the_link_when_the_clipboard_is_refused(logged_in_page):
+    page = logged_in_page
+    look_up(page, ADA)
+    page.evaluate("() => { navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); }")
+    button = page.locator("button[data-copy-source='#kyc-flow-link']")
+    button.click()
+    expect(button).to_contain_text("Selected")
+    assert page.evaluate("window.getSelection().toString()") == DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"]
+
+
+def test_refresh_fetches_again_in_place(logged_in_page, stand_in):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    page.evaluate("document.querySelector('.customer-card').dataset.stale = 'yes'")
+    calls_before = len(stand_in.paths_seen)
+    page.get_by_role("link", name="Refresh").click()
+    expect(page.locator(".customer-card[data-stale]")).to_have_count(0)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    assert len(stand_in.paths_seen) == calls_before + 1
+
+
+def test_back_and_forward_restore_the_right_customer(logged_in_page, dashboard_url):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    look_up(page, GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    page.go_back()
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    assert page.url == f"{dashboard_url}/customers/{ADA}/"
+    page.go_forward()
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    assert page.url == f"{dashboard_url}/customers/{GRACE}/"
+
+
+def test_deep_link_renders_the_same_card_as_the_swap(logged_in_page, dashboard_url):
+    page = logged_in_page
+    look_up(page, GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    expect(page.locator("#result .htmx-added, #result .htmx-settling")).to_have_count(0)
+    swapped = page.inner_html("#result")
+    page.goto(f"{dashboard_url}/customers/{GRACE}/")
+    deep_linked = page.inner_html("#result")
+
+    def without_time(html: str) -> str:
+        html = re.sub(r"<time[^>]*>.*?</time>", "", html)
+        return re.sub(r"\s+", " ", html).strip()
+
+    assert without_time(swapped) == without_time(deep_linked), (swapped, deep_linked)
+
+
+def test_address_shows_only_for_approved_customers(logged_in_page):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("address.address")).to_contain_text("St James")
+    look_up(page, DemoId.RESUBMISSION_REQUIRED)
+    expect(page.locator("#customer-name")).to_have_text("Blue Harbour Logistics GmbH")
+    expect(page.locator("address")).to_have_count(0)
+    expect(page.locator("#result")).to_contain_text("Hidden until KYC is approved.")
+    assert "Hafenstrasse" not in page.content()
+
+
+def test_expired_session_sends_the_whole_page_to_login(logged_in_page):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    page.context.clear_cookies()
+    page.get_by_role("link", name="Refresh").click()
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/customers/"))
+    expect(page.locator(".customer-card")).to_have_count(0)
