@@ -11,6 +11,7 @@ class CustomerAccess(models.Model):
 
     class Meta:
         managed = False
+        verbose_name = "customer lookup access"
         default_permissions = ()
         permissions = [("lookup_customer", "Can look up Align customers and see their KYC state")]
 
