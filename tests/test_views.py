@@ -8,6 +8,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 
 from customers.stub import DemoId, DrillId
@@ -536,3 +537,25 @@ def test_a_fresh_uuid_that_align_does_not_know_shows_not_found(staff_client, ali
     response = staff_client.get(detail_url(unknown))
     assert response.status_code == 404
     assert b"No customer with this ID" in response.content
+
+
+def test_page_title_names_the_customer_by_id_not_by_name(staff_client, serve):
+    """Titles end up in browser history; an ID is fine there, a person's name is not."""
+    serve()
+    html = staff_client.get(ADA_URL).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert "3f2a9c1e" in title
+    assert "Ada" not in title
+
+
+def test_an_unexpected_error_shows_a_calm_500_page_without_details(staff_user, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("bug with a secret detail")
+
+    monkeypatch.setattr("customers.views.customer_get", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(staff_user)
+    response = client.get(ADA_URL)
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.content
+    assert b"secret detail" not in response.content
