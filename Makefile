@@ -11,7 +11,7 @@ RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:8001 \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run test test-fast lint format browser clean
+.PHONY: run test test-fast lint format browser apt-install clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -37,13 +37,22 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-browser:
-	@test -x $(CHROMIUM) || { \
-		echo "Installing Debian's chromium for the browser tests"; \
-		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-		$$sudo apt-get update -qq && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	}
+AXE := node_modules/axe-core/axe.min.js
+
+# Debian's Chromium, and npm for axe-core, installed only where missing.
+browser: $(AXE)
+	@test -x $(CHROMIUM) || $(MAKE) --no-print-directory apt-install PACKAGES=chromium
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES="nodejs npm"
+	npm ci --no-audit --no-fund --silent
+	touch $(AXE)
+
+apt-install:
+	@echo "Installing Debian packages: $(PACKAGES)"
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PACKAGES) >/dev/null
 
 test: lint browser
 	$(VENV)/bin/pytest
@@ -52,4 +61,4 @@ test-fast: lint
 	$(VENV)/bin/pytest -m "not browser"
 
 clean:
-	rm -rf $(VENV) staticfiles test-artifacts
+	rm -rf $(VENV) node_modules staticfiles test-artifacts

@@ -9,7 +9,7 @@ from django import forms
 EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 MAX_INPUT_CHARS = 2000
 HEX_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
-NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. {example}; nothing was looked up."
+NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. %(example)s; nothing was looked up."
 
 
 def parse_customer_reference(text: str) -> uuid.UUID:

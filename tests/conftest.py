@@ -2,8 +2,10 @@
 
 import copy
 import ipaddress
+import re
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 import responses
@@ -17,6 +19,7 @@ STAFF_USERNAME = "jane"
 STAFF_PASSWORD = "correct horse battery"
 STAND_IN_KEY = "browser-tests-stand-in-key"
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -128,8 +131,19 @@ def dashboard_url(live_server, stand_in, settings) -> str:
 
 
 @pytest.fixture
-def logged_in_page(page, dashboard_url, staff_user):
+def browser_page(page, request):
+    """A Chromium page that leaves a full-page screenshot of where the test ended as evidence."""
     page.set_default_timeout(5000)
+    yield page
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    ARTIFACTS.mkdir(exist_ok=True)
+    if not page.is_closed():
+        page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+@pytest.fixture
+def logged_in_page(browser_page, dashboard_url, staff_user):
+    page = browser_page
     page.goto(f"{dashboard_url}/accounts/login/")
     page.get_by_label("Username").fill(STAFF_USERNAME)
     page.get_by_label("Password").fill(STAFF_PASSWORD)

@@ -77,6 +77,12 @@ def test_timeout_is_swapped_into_the_result_area(logged_in_page, settings):
     expect(logged_in_page.locator("#result .failure-title")).to_contain_text("Align did not answer in time")
 
 
+def test_unreachable_align_is_swapped_into_the_result_area(logged_in_page, settings):
+    settings.ALIGN_API_BASE_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    look_up(logged_in_page, ADA)
+    expect(logged_in_page.locator("#result .failure-title")).to_contain_text("Align is unavailable")
+
+
 def test_copy_link_puts_exactly_the_flow_link_on_the_clipboard(logged_in_page, dashboard_url):
     page = logged_in_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dashboard_url)
@@ -97,16 +103,18 @@ def test_copy_link_falls_back_to_selecting_the_link_when_the_clipboard_is_refuse
     assert page.evaluate("window.getSelection().toString()") == DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"]
 
 
-def test_refresh_fetches_again_in_place(logged_in_page, stand_in):
+def test_refresh_fetches_again_in_place_and_updates_fetched_at(logged_in_page, stand_in):
     page = logged_in_page
     look_up(page, ADA)
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
-    page.evaluate("document.querySelector('.customer-card').dataset.stale = 'yes'")
+    page.evaluate("window.__noReload = true")
+    fetched_before = page.locator(".fetched-at").get_attribute("datetime")
     calls_before = len(stand_in.paths_seen)
     page.get_by_role("link", name="Refresh").click()
-    expect(page.locator(".customer-card[data-stale]")).to_have_count(0)
+    expect(page.locator(".fetched-at")).not_to_have_attribute("datetime", fetched_before)
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     assert len(stand_in.paths_seen) == calls_before + 1
+    assert page.evaluate("window.__noReload") is True
 
 
 def test_back_and_forward_restore_the_right_customer(logged_in_page, dashboard_url):

@@ -167,6 +167,8 @@ def test_invalid_input_is_rejected_inline_without_calling_align(staff_client, al
     assert response.status_code == 400
     html = response.content.decode()
     assert "Not a customer ID" in html or "Paste a customer ID" in html
+    assert "{example}" not in html
+    assert "%(example)s" not in html
     assert 'aria-invalid="true"' in html
     assert "<script>alert(1)</script>" not in html
     assert len(align.calls) == 0
@@ -180,6 +182,7 @@ def test_invalid_input_in_htmx_returns_error_card_and_out_of_band_field_message(
     html = response.content.decode()
     assert "<html" not in html
     assert "Not a customer ID" in html
+    assert "e.g. 3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91; nothing was looked up" in html
     assert 'id="customer-id-status" class="field-error" hx-swap-oob="true"' in html
     assert "HX-Push-Url" not in response
     assert len(align.calls) == 0

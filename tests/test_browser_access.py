@@ -1,0 +1,45 @@
+"""Logging in and out in a real headless Chromium."""
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from customers.stub import DemoId
+from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ADA = str(DemoId.INDIVIDUAL_APPROVED)
+
+
+def test_wrong_password_shows_an_error_and_right_one_lands_in_the_id_field(
+    browser_page, dashboard_url, staff_user
+):
+    page = browser_page
+    page.goto(f"{dashboard_url}/customers/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/customers/$"))
+    page.get_by_label("Username").fill(STAFF_USERNAME)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("enter a correct username and password")
+
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{dashboard_url}/customers/")
+    expect(page.get_by_label("Customer ID", exact=True)).to_be_focused()
+
+
+def test_logout_returns_to_login_and_back_shows_no_customer_data(logged_in_page, dashboard_url):
+    page = logged_in_page
+    page.goto(f"{dashboard_url}/customers/{ADA}/")
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(f"{dashboard_url}/accounts/login/")
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    assert "Ada Lovelace" not in page.content()
+    assert "ada.lovelace@example.com" not in page.content()

@@ -1,0 +1,90 @@
+"""Keyboard use, phone width and axe-core checks of every page staff see, in headless Chromium."""
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from customers.stub import DemoId
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ADA = str(DemoId.INDIVIDUAL_APPROVED)
+AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+FOCUSED_LABEL = "() => { const e = document.activeElement; return e.id || e.textContent.trim(); }"
+
+
+def serious_violations(page: Page) -> list[str]:
+    """Run axe-core (from node_modules, never a CDN) and list serious or critical findings."""
+    assert AXE.exists(), "axe-core is missing: run `make test`, which installs it with npm"
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{violation['id']} ({violation['impact']}): {[node['target'] for node in violation['nodes']]}"
+        for violation in results["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+def test_login_page_has_no_serious_accessibility_violations(browser_page, dashboard_url):
+    browser_page.goto(f"{dashboard_url}/accounts/login/")
+    assert serious_violations(browser_page) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/customers/",
+        f"/customers/{ADA}/",
+        f"/customers/{DemoId.RESUBMISSION_REQUIRED}/",
+        f"/customers/{DemoId.KYC_NOT_STARTED}/",
+        "/customers/?customer_id=not-an-id",
+        "/customers/6b1d7c1e-0000-4000-8000-000000000000/",
+    ],
+)
+def test_lookup_pages_have_no_serious_accessibility_violations(logged_in_page, dashboard_url, path):
+    logged_in_page.goto(f"{dashboard_url}{path}")
+    assert serious_violations(logged_in_page) == []
+
+
+def test_keyboard_reaches_field_submit_refresh_and_copy_link_with_visible_focus(
+    logged_in_page, dashboard_url
+):
+    page = logged_in_page
+    page.goto(f"{dashboard_url}/customers/{ADA}/")
+    page.locator(".skip-link").focus()
+    wanted = ["customer-id", "Look up", "refresh-button", "Copy link"]
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        label = page.evaluate(FOCUSED_LABEL)
+        if label in wanted and label not in reached:
+            reached.append(label)
+            outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+            assert outline != "none", f"{label} has no visible focus outline"
+        if len(reached) == len(wanted):
+            break
+    assert reached == wanted
+
+
+def test_enter_in_the_field_looks_up_without_a_mouse(logged_in_page):
+    page = logged_in_page
+    expect(page.get_by_label("Customer ID", exact=True)).to_be_focused()
+    page.keyboard.type(ADA)
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+
+
+@pytest.mark.parametrize("path", ["/customers/", f"/customers/{ADA}/", "/customers/?customer_id=nope"])
+def test_phone_width_needs_no_horizontal_scrolling(logged_in_page, dashboard_url, path):
+    page = logged_in_page
+    page.set_viewport_size(PHONE)
+    page.goto(f"{dashboard_url}{path}")
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
