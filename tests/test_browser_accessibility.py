@@ -18,21 +18,24 @@ PHONE = {"width": 390, "height": 844}
 FOCUSED_LABEL = "() => { const e = document.activeElement; return e.id || e.textContent.trim(); }"
 
 
-def serious_violations(page: Page) -> list[str]:
-    """Run axe-core (from node_modules, never a CDN) and list serious or critical findings."""
+def axe_violations(page: Page) -> list[str]:
+    """Run axe-core (from node_modules, never a CDN) and list its findings of any impact.
+
+    The bar is zero serious or critical findings; the pages meet zero of any impact, so the test
+    holds them there rather than letting moderate findings creep in.
+    """
     assert AXE.exists(), "axe-core is missing: run `make test`, which installs it with npm"
     page.add_script_tag(path=str(AXE))
     results = page.evaluate("async () => await axe.run(document)")
     return [
         f"{violation['id']} ({violation['impact']}): {[node['target'] for node in violation['nodes']]}"
         for violation in results["violations"]
-        if violation["impact"] in ("serious", "critical")
     ]
 
 
-def test_login_page_has_no_serious_accessibility_violations(browser_page, dashboard_url):
+def test_login_page_has_no_accessibility_violations(browser_page, dashboard_url):
     browser_page.goto(f"{dashboard_url}/accounts/login/")
-    assert serious_violations(browser_page) == []
+    assert axe_violations(browser_page) == []
 
 
 @pytest.mark.parametrize(
@@ -46,9 +49,9 @@ def test_login_page_has_no_serious_accessibility_violations(browser_page, dashbo
         "/customers/6b1d7c1e-0000-4000-8000-000000000000/",
     ],
 )
-def test_lookup_pages_have_no_serious_accessibility_violations(logged_in_page, dashboard_url, path):
+def test_lookup_pages_have_no_accessibility_violations(logged_in_page, dashboard_url, path):
     logged_in_page.goto(f"{dashboard_url}{path}")
-    assert serious_violations(logged_in_page) == []
+    assert axe_violations(logged_in_page) == []
 
 
 def test_keyboard_reaches_field_submit_refresh_and_copy_link_with_visible_focus(

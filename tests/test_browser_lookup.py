@@ -77,6 +77,15 @@ def test_timeout_is_swapped_into_the_result_area(logged_in_page, settings):
     expect(logged_in_page.locator("#result .failure-title")).to_contain_text("Align did not answer in time")
 
 
+def test_wrong_api_key_is_reported_without_showing_any_key(logged_in_page, settings):
+    settings.ALIGN_API_KEY = "revoked-key-7f3a"
+    look_up(logged_in_page, ADA)
+    expect(logged_in_page.locator("#result .failure-title")).to_contain_text(
+        "The dashboard's API key was rejected"
+    )
+    assert "revoked-key-7f3a" not in logged_in_page.content()
+
+
 def test_unreachable_align_is_swapped_into_the_result_area(logged_in_page, settings):
     settings.ALIGN_API_BASE_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
     look_up(logged_in_page, ADA)

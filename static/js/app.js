@@ -67,7 +67,7 @@
   function showProblem(title, sentence) {
     const result = document.getElementById("result");
     if (!result) return;
-    const card = document.createElement("article");
+    const card = document.createElement("div");
     card.className = "card failure-card";
     card.setAttribute("role", "alert");
     const heading = document.createElement("h2");
