@@ -24,9 +24,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50, help="lookups per demo customer and mode")
     rounds = parser.parse_args().rounds
 
-    from customers.stub import DemoId, start_in_thread
+    from customers.stub import serving
 
-    stand_in = start_in_thread(api_key=STAND_IN_KEY)
+    with serving(api_key=STAND_IN_KEY) as stand_in:
+        run(stand_in, rounds)
+    print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
+
+
+def run(stand_in, rounds: int) -> None:
     os.environ.update(
         DJANGO_SETTINGS_MODULE="dashboard.settings",
         DJANGO_DEBUG="0",
@@ -48,6 +53,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
+    from customers.stub import DemoId
+
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_superuser("bench", password="bench-password-not-used")
     client = Client()
@@ -66,8 +73,6 @@ def main() -> None:
         p95 = timings_ms[int(len(timings_ms) * 0.95) - 1]
         worst = timings_ms[-1]
         print(f"{mode:14} n={len(timings_ms):4}  p50={p50:6.2f} ms  p95={p95:6.2f} ms  max={worst:6.2f} ms")
-    stand_in.shutdown()
-    print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ the real API can, so the dashboard's error screens can be seen without breaking 
 Standard library only: it must start on any machine the dashboard starts on.
 """
 
+import contextlib
 import enum
 import json
 import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 logger = logging.getLogger(__name__)
@@ -266,8 +268,13 @@ class StubServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def start_in_thread(*, api_key: str, host: str = "127.0.0.1", port: int = 0, **options) -> StubServer:
-    """Start a stand-in on a free port in a background thread; call `.shutdown()` to stop it."""
+@contextlib.contextmanager
+def serving(*, api_key: str, host: str = "127.0.0.1", port: int = 0, **options) -> Iterator[StubServer]:
+    """Run a stand-in on a free port in a background thread for the length of a `with` block."""
     server = StubServer((host, port), api_key=api_key, **options)
     threading.Thread(target=server.serve_forever, args=(0.05,), name="align-stand-in", daemon=True).start()
-    return server
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from customers.stub import DEMO_CUSTOMERS, DemoId, start_in_thread
+from customers.stub import DEMO_CUSTOMERS, DemoId, serving
 
 STAFF_USERNAME = "jane"
 STAFF_PASSWORD = "correct horse battery"
@@ -114,10 +114,8 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def stand_in():
-    server = start_in_thread(api_key=STAND_IN_KEY, slow_seconds=3)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(api_key=STAND_IN_KEY, slow_seconds=3) as server:
+        yield server
 
 
 @pytest.fixture

@@ -8,17 +8,15 @@ from django.core.management import CommandError, call_command
 
 from customers import client
 from customers.records import CustomerType, KycStatus, KycSubStatus
-from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId, start_in_thread
+from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId, serving
 
 STUB_KEY = "stand-in-test-key"
 
 
 @pytest.fixture
 def stub():
-    server = start_in_thread(api_key=STUB_KEY, slow_seconds=1.5)
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(api_key=STUB_KEY, slow_seconds=1.5) as server:
+        yield server
 
 
 @pytest.fixture
@@ -112,21 +110,16 @@ def test_slow_drill_outlasts_the_dashboard_timeout(dashboard_on_stub, settings):
         client.customer_get(customer_id=uuid.UUID(DrillId.SLOW))
 
 
-def test_delay_option_slows_every_answer(settings):
-    server = start_in_thread(api_key=STUB_KEY, delay=0.3)
-    try:
+def test_delay_option_slows_every_answer():
+    with serving(api_key=STUB_KEY, delay=0.3) as server:
         response = get(server, DemoId.REJECTED)
-        assert response.status_code == 200
-        assert response.elapsed.total_seconds() >= 0.3
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert response.status_code == 200
+    assert response.elapsed.total_seconds() >= 0.3
 
 
-def test_dashboard_pointed_at_a_closed_port_says_align_is_unreachable(settings, stub):
-    settings.ALIGN_API_BASE_URL = stub.base_url
-    stub.shutdown()
-    stub.server_close()
+def test_dashboard_pointed_at_a_closed_port_says_align_is_unreachable(settings):
+    with serving(api_key=STUB_KEY) as server:
+        settings.ALIGN_API_BASE_URL = server.base_url
     with pytest.raises(client.UpstreamUnreachable):
         client.customer_get(customer_id=uuid.UUID(DemoId.REJECTED))
 
