@@ -562,3 +562,30 @@ def test_an_unexpected_error_shows_a_calm_500_page_without_details(staff_user, m
     assert response.status_code == 500
     assert b"Something went wrong on our side" in response.content
     assert b"secret detail" not in response.content
+
+
+def test_logs_of_lookups_carry_the_customer_id_but_no_pii_or_key(
+    staff_client, serve, align, customer_url, caplog
+):
+    caplog.set_level("DEBUG")
+    body = serve(
+        change=lambda body: body["kycs"]["status_breakdown"].append(
+            {"currency": "gbp", "payment_rails": "ach", "status": "approved"}
+        )
+    )
+    align.get(customer_url(DemoId.REJECTED), body="not json")
+    staff_client.get(ADA_URL)
+    staff_client.get(detail_url(DemoId.REJECTED))
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert str(ADA) in logged
+    assert str(DemoId.REJECTED) in logged
+    for secret in (
+        settings.ALIGN_API_KEY,
+        body["email"],
+        body["first_name"],
+        body["last_name"],
+        body["address"]["street_line_1"],
+        body["address"]["postal_code"],
+        body["kycs"]["kyc_flow_link"],
+    ):
+        assert secret not in logged
