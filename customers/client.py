@@ -174,7 +174,7 @@ def _parse_customer(response: requests.Response, body: bytes, customer_id: uuid.
         raise InvalidResponse(f"unexpected status {status}")
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidResponse("body is not JSON") from None
     try:
         return Customer.from_api(data, customer_id=customer_id)
@@ -187,8 +187,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> int 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return int(value)
+    if value.isascii() and value.isdigit():
+        try:
+            return int(value)
+        except ValueError:  # over Python's 4300-digit limit for int(): garbage, not a wait
+            return None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

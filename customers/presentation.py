@@ -145,7 +145,10 @@ def web_link(link: str | None) -> str | None:
     """The link if it is safe to render as one (http or https with a host); otherwise None."""
     if not link or any(char.isspace() or ord(char) < 0x20 for char in link):
         return None
-    parts = urlsplit(link)
+    try:
+        parts = urlsplit(link)
+    except ValueError:  # e.g. an unclosed "[" in the host: not a link a browser should get
+        return None
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
         return None
     return link

@@ -1,0 +1,421 @@
+"""The Align client: one request per lookup, every answer turned into a customer or one of our errors."""
+
+import email.utils
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from responses import matchers
+
+from customers import client
+from customers.client import (
+    AlignClient,
+    AlignConfig,
+    AlignNotConfigured,
+    ApiKeyRejected,
+    CustomerNotFound,
+    InvalidResponse,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    customer_get,
+    get_client,
+    parse_retry_after,
+)
+from customers.records import Customer, KycStatus
+from customers.stub import DemoId
+
+TEST_API_KEY = "test-api-key-5f1c9e0d7a"
+ADA = DemoId.INDIVIDUAL_APPROVED
+ADA_ID = uuid.UUID(ADA)
+ONE_MIB = 1024 * 1024
+
+
+def lookup() -> Customer:
+    return customer_get(customer_id=ADA_ID)
+
+
+def exception_chain(error: BaseException):
+    """The error and every exception it was raised from or while handling."""
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+# --- Success --------------------------------------------------------------------------------------
+
+
+def test_200_returns_the_parsed_customer(align, customer_url, demo_body):
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    customer = lookup()
+    assert isinstance(customer, Customer)
+    assert customer.customer_id == ADA_ID
+    assert customer.kycs.status is KycStatus.APPROVED
+
+
+def test_request_carries_api_key_accept_and_user_agent(align, customer_url, demo_body):
+    align.get(
+        customer_url(ADA),
+        json=demo_body(ADA),
+        match=[
+            matchers.header_matcher(
+                {
+                    "Api-Key": TEST_API_KEY,
+                    "Accept": "application/json",
+                    "User-Agent": re.compile(r"KYC-Desk/\S+"),
+                }
+            )
+        ],
+    )
+    lookup()
+    assert len(align.calls) == 1
+
+
+def test_request_has_an_explicit_timeout_and_asks_the_configured_url(align, customer_url, demo_body):
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    lookup()
+    request = align.calls[0].request
+    assert request.url == f"https://align.invalid/v0/customers/{ADA}"
+    assert request.method == "GET"
+    assert request.req_kwargs["timeout"] == (2, 2)
+
+
+# --- Status codes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (404, CustomerNotFound),
+        (401, ApiKeyRejected),
+        (403, ApiKeyRejected),
+        (429, RateLimited),
+        (500, UpstreamError),
+        (502, UpstreamError),
+        (503, UpstreamError),
+        (504, UpstreamError),
+        (418, InvalidResponse),
+        (201, InvalidResponse),
+        (204, InvalidResponse),
+        (400, InvalidResponse),
+    ],
+)
+def test_status_code_maps_to_its_error(align, customer_url, status, error_class):
+    align.get(customer_url(ADA), status=status)
+    with pytest.raises(error_class):
+        lookup()
+
+
+def test_redirect_is_not_followed_so_the_key_goes_nowhere_else(align, customer_url):
+    align.get(customer_url(ADA), status=302, headers={"Location": "https://elsewhere.invalid/customer"})
+    with pytest.raises(InvalidResponse):
+        lookup()
+    assert len(align.calls) == 1
+
+
+def test_429_with_retry_after_seconds(align, customer_url):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "30"})
+    with pytest.raises(RateLimited) as raised:
+        lookup()
+    assert raised.value.retry_after == 30
+
+
+def test_429_with_retry_after_http_date(align, customer_url):
+    in_two_minutes = datetime.now(UTC) + timedelta(seconds=120)
+    align.get(
+        customer_url(ADA),
+        status=429,
+        headers={"Retry-After": email.utils.format_datetime(in_two_minutes, usegmt=True)},
+    )
+    with pytest.raises(RateLimited) as raised:
+        lookup()
+    assert 110 <= raised.value.retry_after <= 120
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{}, {"Retry-After": "soon"}, {"Retry-After": "\u00b2"}],
+    ids=["absent", "garbage", "superscript-digit"],
+)
+def test_429_without_usable_retry_after_has_none(align, customer_url, header):
+    align.get(customer_url(ADA), status=429, headers=header)
+    with pytest.raises(RateLimited) as raised:
+        lookup()
+    assert raised.value.retry_after is None
+
+
+def test_one_request_per_lookup_no_retries(align, customer_url):
+    align.get(customer_url(ADA), status=503)
+    with pytest.raises(UpstreamError):
+        lookup()
+    assert len(align.calls) == 1
+
+
+# --- Transport failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("transport_error", "error_class"),
+    [
+        (requests.ConnectTimeout, UpstreamTimeout),
+        (requests.ReadTimeout, UpstreamTimeout),
+        (requests.ConnectionError, UpstreamUnreachable),
+    ],
+)
+def test_transport_failure_maps_to_its_error(align, customer_url, transport_error, error_class):
+    align.get(customer_url(ADA), body=transport_error())
+    with pytest.raises(error_class) as raised:
+        lookup()
+    assert isinstance(raised.value.__cause__, transport_error)
+
+
+# --- Bodies that are not a customer ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><body>Bad gateway</body></html>",
+        b"",
+        b'{"customer_id": "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"',
+        b"\xff\xfe\xfa not utf-8",
+        b"[]",
+        b'"customer"',
+        b"null",
+        b"42",
+        b"[" * 100_000,
+    ],
+    ids=["html", "empty", "truncated", "not-utf-8", "array", "string", "null", "number", "deeply-nested"],
+)
+def test_body_that_is_not_a_json_object_is_an_invalid_response(align, customer_url, body):
+    align.get(customer_url(ADA), body=body, content_type="application/json")
+    with pytest.raises(InvalidResponse):
+        lookup()
+
+
+def test_body_that_does_not_fit_the_contract_is_an_invalid_response(align, customer_url, demo_body):
+    body = demo_body(ADA)
+    del body["kycs"]["kyc_flow_link"]
+    align.get(customer_url(ADA), json=body)
+    with pytest.raises(InvalidResponse, match=r"kycs\.kyc_flow_link"):
+        lookup()
+
+
+def test_body_for_another_customer_is_an_invalid_response(align, customer_url, demo_body):
+    align.get(customer_url(ADA), json=demo_body(DemoId.CORPORATE_APPROVED))
+    with pytest.raises(InvalidResponse):
+        lookup()
+
+
+def test_body_over_one_mib_is_an_invalid_response_even_if_it_is_a_customer(align, customer_url, demo_body):
+    customer_json = json.dumps(demo_body(ADA)).encode()
+    padded = customer_json + b" " * (ONE_MIB + 1 - len(customer_json))
+    align.get(customer_url(ADA), body=padded, content_type="application/json")
+    with pytest.raises(InvalidResponse, match="larger than"):
+        lookup()
+
+
+def test_body_of_exactly_one_mib_is_read(align, customer_url, demo_body):
+    customer_json = json.dumps(demo_body(ADA)).encode()
+    padded = customer_json + b" " * (ONE_MIB - len(customer_json))
+    align.get(customer_url(ADA), body=padded, content_type="application/json")
+    assert lookup().customer_id == ADA_ID
+
+
+# --- Configuration --------------------------------------------------------------------------------
+
+
+def test_empty_api_key_is_not_configured_and_makes_no_request(align, settings):
+    settings.ALIGN_API_KEY = ""
+    with pytest.raises(AlignNotConfigured):
+        lookup()
+    assert len(align.calls) == 0
+
+
+def test_shared_client_is_reused_and_rebuilt_when_settings_change(settings):
+    first = get_client()
+    assert get_client() is first
+    settings.ALIGN_API_TIMEOUT = 5
+    rebuilt = get_client()
+    assert rebuilt is not first
+    assert rebuilt.config.timeout == 5
+    assert get_client() is rebuilt
+
+
+def test_lookups_share_one_session(align, customer_url, demo_body):
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    align.get(customer_url(DemoId.REJECTED), json=demo_body(DemoId.REJECTED))
+    session = get_client().session
+    lookup()
+    customer_get(customer_id=uuid.UUID(DemoId.REJECTED))
+    assert get_client().session is session
+    assert len(align.calls) == 2
+
+
+# --- The API key never leaks ----------------------------------------------------------------------
+
+
+def test_api_key_is_not_in_the_repr_of_client_or_config():
+    config = AlignConfig.from_settings()
+    assert config.api_key == TEST_API_KEY
+    assert TEST_API_KEY not in repr(config)
+    assert TEST_API_KEY not in str(config)
+    assert TEST_API_KEY not in repr(AlignClient(config))
+    assert TEST_API_KEY not in repr(get_client())
+
+
+def test_api_key_is_not_logged_on_success(align, customer_url, demo_body, caplog):
+    caplog.set_level(logging.DEBUG)
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    lookup()
+    assert caplog.records, "a successful lookup is logged"
+    for record in caplog.records:
+        assert TEST_API_KEY not in record.getMessage()
+    assert TEST_API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 404},
+        {"status": 401},
+        {"status": 403},
+        {"status": 429, "headers": {"Retry-After": "30"}},
+        {"status": 500},
+        {"status": 503},
+        {"status": 418},
+        {"status": 302, "headers": {"Location": "https://elsewhere.invalid/"}},
+        {"body": b"not json"},
+        {"json": {"customer_id": str(ADA)}},
+        {"body": b" " * (ONE_MIB + 1)},
+    ],
+    ids=[
+        "404",
+        "401",
+        "403",
+        "429",
+        "500",
+        "503",
+        "418",
+        "302",
+        "non-json",
+        "schema-mismatch",
+        "oversize",
+    ],
+)
+def test_api_key_is_not_in_any_failure_or_its_log(align, customer_url, caplog, answer):
+    caplog.set_level(logging.DEBUG)
+    align.get(customer_url(ADA), **answer)
+    with pytest.raises(client.AlignError) as raised:
+        lookup()
+    assert_key_not_leaked(raised.value, caplog)
+
+
+@pytest.mark.parametrize(
+    "transport_error", [requests.ConnectTimeout, requests.ReadTimeout, requests.ConnectionError]
+)
+def test_api_key_is_not_in_any_transport_failure_or_its_log(align, customer_url, caplog, transport_error):
+    caplog.set_level(logging.DEBUG)
+    align.get(customer_url(ADA), body=transport_error())
+    with pytest.raises(client.AlignError) as raised:
+        lookup()
+    assert_key_not_leaked(raised.value, caplog)
+
+
+def assert_key_not_leaked(error: BaseException, caplog) -> None:
+    for link in exception_chain(error):
+        assert TEST_API_KEY not in str(link)
+        assert TEST_API_KEY not in repr(link)
+    assert caplog.records, "a failed lookup is logged"
+    for record in caplog.records:
+        assert TEST_API_KEY not in record.getMessage()
+    assert TEST_API_KEY not in caplog.text
+
+
+def test_failure_log_names_the_customer_and_the_failure(align, customer_url, caplog):
+    caplog.set_level(logging.INFO, logger="customers.client")
+    align.get(customer_url(ADA), status=404)
+    with pytest.raises(CustomerNotFound):
+        lookup()
+    (record,) = [record for record in caplog.records if record.name == "customers.client"]
+    assert record.levelno == logging.WARNING
+    assert f"customer_id={ADA}" in record.getMessage()
+    assert "failure=CustomerNotFound" in record.getMessage()
+
+
+# --- parse_retry_after ----------------------------------------------------------------------------
+
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("30", 30), ("0", 0), (" 30 ", 30), ("120", 120)],
+)
+def test_parse_retry_after_reads_delta_seconds(value, seconds):
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("Wed, 01 Jan 2025 12:02:00 GMT", 120),
+        ("Wed, 01 Jan 2025 12:00:01 GMT", 1),
+        ("Wed, 01 Jan 2025 14:00:00 +0200", 0),
+        ("Wed, 01 Jan 2025 13:00:00 +0000", 3600),
+    ],
+)
+def test_parse_retry_after_reads_an_http_date(value, seconds):
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+def test_parse_retry_after_rounds_a_part_second_up():
+    just_before = NOW - timedelta(microseconds=500_000)
+    assert parse_retry_after("Wed, 01 Jan 2025 12:02:00 GMT", now=just_before) == 121
+
+
+@pytest.mark.parametrize("value", ["Wed, 01 Jan 2025 11:59:00 GMT", "Thu, 01 Jan 1970 00:00:00 GMT"])
+def test_parse_retry_after_date_in_the_past_is_zero(value):
+    assert parse_retry_after(value, now=NOW) == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "soon",
+        "-1",
+        "1.5",
+        "+5",
+        "0x10",
+        "30s",
+        "Wed, 32 Jan 2025 12:00:00 GMT",
+        "\u00b2",
+        "9" * 5000,
+        "",
+        "  ",
+    ],
+    ids=[
+        "word",
+        "negative",
+        "fraction",
+        "plus-sign",
+        "hex",
+        "unit",
+        "impossible-date",
+        "superscript-digit",
+        "too-many-digits",
+        "empty",
+        "blank",
+    ],
+)
+def test_parse_retry_after_garbage_is_none(value):
+    assert parse_retry_after(value, now=NOW) is None
+
+
+def test_parse_retry_after_none_is_none():
+    assert parse_retry_after(None) is None

@@ -1,0 +1,154 @@
+"""Reading a customer ID the way staff paste it, and the lookup form built on that."""
+
+import uuid
+
+import pytest
+
+from customers.forms import EXAMPLE_CUSTOMER_ID, CustomerLookupForm, parse_customer_reference
+
+CANONICAL = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
+OTHER = "8c4b1d2e-5f6a-4b7c-8d9e-0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CANONICAL,
+        f"  {CANONICAL}  ",
+        f"\n{CANONICAL}\n",
+        f"\t{CANONICAL}\r\n",
+        CANONICAL.upper(),
+        "3F2A9C1E-7b4d-4E2A-9f61-2C8D5E0B7E91",
+        f"{{{CANONICAL}}}",
+        f"{{{CANONICAL.upper()}}}",
+        f"urn:uuid:{CANONICAL}",
+        f"URN:UUID:{CANONICAL}",
+        f"Urn:Uuid:{CANONICAL.upper()}",
+        CANONICAL.replace("-", ""),
+        CANONICAL.replace("-", "").upper(),
+        f"https://dashboard.example/customers/{CANONICAL}",
+        f"https://dashboard.example/customers/{CANONICAL}/",
+        f"https://dashboard.example/customers/{CANONICAL}/?tab=kyc#breakdown",
+        f"https://dashboard.example/customers/{CANONICAL}?tab=kyc",
+        f"http://localhost:8000/customers/{CANONICAL.upper()}/",
+        f"  https://dashboard.example/customers/{CANONICAL}/\n",
+    ],
+    ids=[
+        "plain",
+        "spaces",
+        "newlines",
+        "tab-and-crlf",
+        "upper-case",
+        "mixed-case",
+        "braces",
+        "braces-upper-case",
+        "urn",
+        "urn-upper-case",
+        "urn-mixed-case",
+        "32-hex-digits",
+        "32-hex-digits-upper-case",
+        "url",
+        "url-trailing-slash",
+        "url-query-and-fragment",
+        "url-query-no-slash",
+        "http-localhost-url",
+        "url-with-whitespace",
+    ],
+)
+def test_parse_customer_reference_gives_the_canonical_uuid(text):
+    customer_id = parse_customer_reference(text)
+    assert isinstance(customer_id, uuid.UUID)
+    assert str(customer_id) == CANONICAL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t ",
+        "3f2a9c1e-7b4d-4e2a-9f61",
+        CANONICAL[:-1],
+        CANONICAL + "0",
+        "0" + CANONICAL,
+        CANONICAL.replace("f", "g", 1),
+        CANONICAL.replace("-", "_"),
+        CANONICAL.replace("-", " "),
+        "https://dashboard.example/customers/",
+        "https://dashboard.example/customers/ada-lovelace/",
+        f"https://dashboard.example/customers/{CANONICAL}/kyc",
+        f"https://dashboard.example/?customer={CANONICAL}",
+        f"https://dashboard.example/#{CANONICAL}",
+        CANONICAL + OTHER,
+        f"{CANONICAL} {OTHER}",
+        f"{CANONICAL},{OTHER}",
+        f"{CANONICAL}\n{OTHER}",
+        f"urn:uuid:urn:uuid:{CANONICAL}",
+        f"{{{CANONICAL}",
+        f"{{{{{CANONICAL}}}}}",
+        " " * 10 + "a" * 2001,
+        f"https://dashboard.example/{'x' * 2000}/{CANONICAL}",
+        "<script>alert(1)</script>",
+        f"<script>alert('{CANONICAL}')</script>",
+        "' OR 1=1 --",
+        f"{CANONICAL}'; DROP TABLE customers; --",
+        "\x00" * 36,
+        "\uff13f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91",
+    ],
+    ids=[
+        "empty",
+        "only-whitespace",
+        "too-short",
+        "35-chars",
+        "37-chars",
+        "37-chars-leading",
+        "non-hex-letter",
+        "underscores",
+        "spaces-inside",
+        "url-without-uuid",
+        "url-last-segment-not-uuid",
+        "url-uuid-not-last-segment",
+        "url-uuid-in-query",
+        "url-uuid-in-fragment",
+        "two-uuids-concatenated",
+        "two-uuids-space",
+        "two-uuids-comma",
+        "two-uuids-newline",
+        "urn-prefix-twice",
+        "unbalanced-brace",
+        "double-braces",
+        "over-2000-chars",
+        "url-over-2000-chars-ending-in-uuid",
+        "html",
+        "html-around-uuid",
+        "sql",
+        "sql-after-uuid",
+        "nul-characters",
+        "full-width-digit",
+    ],
+)
+def test_parse_customer_reference_rejects_anything_else(text):
+    with pytest.raises(ValueError, match=r"^(not a UUID|too long to be a customer ID)$"):
+        parse_customer_reference(text)
+
+
+def test_lookup_form_gives_a_uuid():
+    form = CustomerLookupForm({"customer_id": f"  urn:uuid:{CANONICAL.upper()} "})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["customer_id"] == uuid.UUID(CANONICAL)
+    assert isinstance(form.cleaned_data["customer_id"], uuid.UUID)
+
+
+@pytest.mark.parametrize("text", ["not-a-uuid", CANONICAL + "0", "<script>alert(1)</script>"])
+def test_lookup_form_rejects_what_is_not_a_customer_id(text):
+    form = CustomerLookupForm({"customer_id": text})
+    assert not form.is_valid()
+    (message,) = form.errors["customer_id"]
+    assert message.startswith("Not a customer ID")
+    assert EXAMPLE_CUSTOMER_ID in message
+
+
+@pytest.mark.parametrize("data", [{"customer_id": ""}, {"customer_id": "  \n "}, {}])
+def test_lookup_form_requires_a_customer_id(data):
+    form = CustomerLookupForm(data)
+    assert not form.is_valid()
+    assert form.errors["customer_id"] == ["Paste a customer ID to look up."]
