@@ -8,20 +8,24 @@ from django import forms
 
 EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 MAX_INPUT_CHARS = 2000
-HEX_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+HEX_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+LINK_OR_PATH = re.compile(r"(?:https?://|/)", re.IGNORECASE)
 NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. %(example)s; nothing was looked up."
 
 
 def parse_customer_reference(text: str) -> uuid.UUID:
     """Read a customer ID as staff paste it: e-mails, spreadsheets, URNs and dashboard links.
 
-    Accepts surrounding whitespace, any letter case, `{braces}`, a `urn:uuid:` prefix, or a URL
-    whose last path segment is the UUID. Raises ValueError for anything else.
+    Accepts surrounding whitespace, any letter case, `{braces}`, a `urn:uuid:` prefix, 32 hex
+    digits without hyphens, or an http(s) link or path whose last segment is the UUID. Two IDs
+    pasted together are refused rather than guessed between. Raises ValueError otherwise.
     """
     candidate = text.strip()
     if len(candidate) > MAX_INPUT_CHARS:
         raise ValueError("too long to be a customer ID")
-    if "/" in candidate:
+    if any(char.isspace() for char in candidate):
+        raise ValueError("more than one word")
+    if LINK_OR_PATH.match(candidate):
         segments = [segment for segment in urlsplit(candidate).path.split("/") if segment]
         candidate = segments[-1] if segments else ""
     candidate = candidate.lower()

@@ -199,6 +199,8 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
 def _wait_words(seconds: int | None) -> str:
     if seconds is None:
         return "in a minute"
+    if seconds <= 0:
+        return "now"
     if seconds >= 120:
         return f"in about {round(seconds / 60)} minutes"
     return f"in {seconds} second{'' if seconds == 1 else 's'}"

@@ -32,6 +32,7 @@ OTHER = "8c4b1d2e-5f6a-4b7c-8d9e-0a1b2c3d4e5f"
         f"https://dashboard.example/customers/{CANONICAL}?tab=kyc",
         f"http://localhost:8000/customers/{CANONICAL.upper()}/",
         f"  https://dashboard.example/customers/{CANONICAL}/\n",
+        f"/customers/{CANONICAL}/",
     ],
     ids=[
         "plain",
@@ -53,6 +54,7 @@ OTHER = "8c4b1d2e-5f6a-4b7c-8d9e-0a1b2c3d4e5f"
         "url-query-no-slash",
         "http-localhost-url",
         "url-with-whitespace",
+        "dashboard-path",
     ],
 )
 def test_parse_customer_reference_gives_the_canonical_uuid(text):
@@ -93,6 +95,10 @@ def test_parse_customer_reference_gives_the_canonical_uuid(text):
         f"{CANONICAL}'; DROP TABLE customers; --",
         "\x00" * 36,
         "\uff13f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91",
+        f"{CANONICAL}/{OTHER}",
+        f"{OTHER}\nhttps://dashboard.example/customers/{CANONICAL}/",
+        "3f2a9c1e7b4d-4e2a-9f61-2c8d5e0b7e91",
+        "3f2a9c1e-7b4d4e2a9f612c8d5e0b7e91",
     ],
     ids=[
         "empty",
@@ -124,10 +130,14 @@ def test_parse_customer_reference_gives_the_canonical_uuid(text):
         "sql-after-uuid",
         "nul-characters",
         "full-width-digit",
+        "two-ids-joined-by-a-slash",
+        "an-id-then-a-link",
+        "hyphens-missing-in-part",
+        "hyphens-present-in-part",
     ],
 )
 def test_parse_customer_reference_rejects_anything_else(text):
-    with pytest.raises(ValueError, match=r"^(not a UUID|too long to be a customer ID)$"):
+    with pytest.raises(ValueError, match=r"^(not a UUID|too long to be a customer ID|more than one word)$"):
         parse_customer_reference(text)
 
 

@@ -334,6 +334,7 @@ def test_bare_align_error_reads_as_an_unexpected_response():
         (120, "Try again in about 2 minutes."),
         (600, "Try again in about 10 minutes."),
         (None, "Try again in a minute."),
+        (0, "Try again now."),
     ],
 )
 def test_rate_limited_sentence_says_when_to_try_again(retry_after, sentence):
