@@ -1,13 +1,16 @@
 """The one place the dashboard talks to the Align Customers API.
 
-One `requests.Session` per process (connection reuse), explicit timeouts on every call, and a
-small exception hierarchy with one class per failure that staff must tell apart. The API key
-travels only in the request header: it is never part of a message, a repr or a log line.
+One `requests.Session` per process (connection reuse) and a small exception hierarchy with one
+class per failure that staff must tell apart. A lookup has one deadline, `ALIGN_API_TIMEOUT`,
+that bounds everything it does: connecting, waiting for headers, reading the body, retries and
+the waits between them. The API key travels only in the request header: it is never part of a
+message, a repr or a log line.
 """
 
 import email.utils
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
+import urllib3
 from django.conf import settings
 
 from customers.records import Customer, InvalidCustomerData
+from dashboard.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +31,24 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 16 * 1024
 # Connecting should be quick; the rest of the deadline is left for Align to answer.
 MAX_CONNECT_SECONDS = 3.05
+# Retries: only what is safe (GET) and likely to pass on a second try, and only while the
+# deadline leaves room for a real attempt after the wait.
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+MAX_RETRIES = 2
+BACKOFF_BASE_SECONDS = 0.2
+MIN_ATTEMPT_SECONDS = 0.25
+JSON_CONTENT_TYPES = ("application/json",)
 
 
 class AlignError(Exception):
-    """A lookup that did not produce a customer; subclasses say why."""
+    """A lookup that did not produce a customer; subclasses say why.
+
+    `upstream_status` is Align's HTTP status when it answered; `attempts` how many requests the
+    lookup made. Both are for the log line, never for staff.
+    """
+
+    upstream_status: int | None = None
+    attempts: int = 0
 
 
 class AlignNotConfigured(AlignError):
@@ -74,9 +93,13 @@ class AlignConfig:
     api_key: str
     timeout: float
     user_agent: str
+    key_header: str = "Api-Key"
 
     def __repr__(self) -> str:
-        return f"AlignConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, api_key=<hidden>)"
+        return (
+            f"AlignConfig(base_url={self.base_url!r}, timeout={self.timeout!r}, "
+            f"key_header={self.key_header!r}, api_key=<hidden>)"
+        )
 
     @classmethod
     def from_settings(cls) -> "AlignConfig":
@@ -85,7 +108,31 @@ class AlignConfig:
             api_key=settings.ALIGN_API_KEY,
             timeout=settings.ALIGN_API_TIMEOUT,
             user_agent=settings.DASHBOARD_USER_AGENT,
+            key_header=settings.ALIGN_API_KEY_HEADER,
         )
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """`Api-Key: <key>` per the contract; `Authorization` carries it as a bearer token."""
+        if self.key_header.lower() == "authorization":
+            return {self.key_header: f"Bearer {self.api_key}"}
+        return {self.key_header: self.api_key}
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.started = time.monotonic()
+        self.at = self.started + seconds
+        self.seconds = seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    def expired_error(self) -> "UpstreamTimeout":
+        return UpstreamTimeout(f"no complete answer within {self.seconds:g} s")
 
 
 class AlignClient:
@@ -101,66 +148,96 @@ class AlignClient:
         """Fetch one customer; raise an `AlignError` subclass for every way that can fail."""
         if not self.config.api_key:
             raise AlignNotConfigured("ALIGN_API_KEY is not set")
-        started = time.monotonic()
-        deadline = started + self.config.timeout
+        deadline = _Deadline(self.config.timeout)
         try:
-            response, body = self._fetch(customer_id, deadline)
-            customer = _parse_customer(response, body, customer_id)
+            customer, attempts = self._get_with_retries(customer_id, deadline)
         except AlignError as error:
             logger.warning(
-                "Align lookup failed customer_id=%s failure=%s elapsed_ms=%d detail=%s",
+                "Align lookup failed request_id=%s customer_id=%s failure=%s upstream_status=%s "
+                "attempts=%d elapsed_ms=%d detail=%s",
+                current_request_id.get(),
                 customer_id,
                 type(error).__name__,
-                (time.monotonic() - started) * 1000,
+                error.upstream_status or "-",
+                error.attempts,
+                deadline.elapsed_ms(),
                 error,
             )
             raise
         logger.info(
-            "Align lookup ok customer_id=%s elapsed_ms=%d", customer_id, (time.monotonic() - started) * 1000
+            "Align lookup ok request_id=%s customer_id=%s attempts=%d elapsed_ms=%d",
+            current_request_id.get(),
+            customer_id,
+            attempts,
+            deadline.elapsed_ms(),
         )
         return customer
 
-    def _fetch(self, customer_id: uuid.UUID, deadline: float) -> tuple[requests.Response, bytes]:
-        url = f"{self.config.base_url}/v0/customers/{customer_id}"
-        connect_timeout = min(MAX_CONNECT_SECONDS, self.config.timeout)
+    def _get_with_retries(self, customer_id: uuid.UUID, deadline: _Deadline) -> tuple[Customer, int]:
+        attempts = 0
+        waited_for_rate_limit = False
+        while True:
+            attempts += 1
+            try:
+                return self._attempt(customer_id, deadline), attempts
+            except AlignError as error:
+                error.attempts = attempts
+                wait = self._wait_before_retry(error, attempts, waited_for_rate_limit)
+                if wait is None or deadline.remaining() - wait < MIN_ATTEMPT_SECONDS:
+                    raise
+                waited_for_rate_limit = waited_for_rate_limit or isinstance(error, RateLimited)
+            time.sleep(wait)
+
+    @staticmethod
+    def _wait_before_retry(error: AlignError, attempts: int, waited_for_rate_limit: bool) -> float | None:
+        """Seconds to wait before trying again, or None when this failure is not retried."""
+        if isinstance(error, RateLimited):
+            if waited_for_rate_limit or error.retry_after is None:
+                return None
+            return float(error.retry_after)
+        transient = isinstance(error, UpstreamUnreachable) or (
+            isinstance(error, UpstreamError) and error.upstream_status in RETRYABLE_STATUSES
+        )
+        if not transient or attempts > MAX_RETRIES:
+            return None
+        # Exponential backoff with full jitter, so many dashboards do not retry in step.
+        return random.uniform(0, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))  # noqa: S311  (not crypto)
+
+    def _attempt(self, customer_id: uuid.UUID, deadline: _Deadline) -> Customer:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise deadline.expired_error()
+        # `total` makes urllib3 bound connecting plus waiting for the headers by what is left.
+        timeout = urllib3.Timeout(
+            connect=min(MAX_CONNECT_SECONDS, remaining), read=remaining, total=remaining
+        )
         try:
             response = self.session.get(
-                url,
-                headers={"Api-Key": self.config.api_key},
-                timeout=(connect_timeout, self.config.timeout),
+                f"{self.config.base_url}/v0/customers/{customer_id}",
+                headers=self.config.auth_headers,
+                timeout=timeout,
                 stream=True,
                 allow_redirects=False,
             )
         except requests.Timeout as error:
-            raise UpstreamTimeout(f"no answer within {self.config.timeout:g} s") from error
+            raise deadline.expired_error() from error
         except requests.RequestException as error:
             raise UpstreamUnreachable(f"could not connect: {type(error).__name__}") from error
         with response:
-            body = _read_body(response, deadline, self.config.timeout)
-        return response, body
+            try:
+                _raise_for_status(response)
+                _require_json_content_type(response)
+                body = _read_body(response, deadline)
+            except AlignError as error:
+                error.upstream_status = response.status_code
+                raise
+        return _parse_customer(body, customer_id)
 
 
-def _read_body(response: requests.Response, deadline: float, timeout: float) -> bytes:
-    """Read at most MAX_RESPONSE_BYTES, giving up when the lookup's deadline has passed."""
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        for chunk in response.iter_content(READ_CHUNK_BYTES):
-            received += len(chunk)
-            if received > MAX_RESPONSE_BYTES:
-                raise InvalidResponse(f"body larger than {MAX_RESPONSE_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise UpstreamTimeout(f"answer not complete within {timeout:g} s")
-            chunks.append(chunk)
-    except requests.Timeout as error:
-        raise UpstreamTimeout(f"answer not complete within {timeout:g} s") from error
-    except requests.RequestException as error:
-        raise UpstreamUnreachable(f"connection dropped mid-answer: {type(error).__name__}") from error
-    return b"".join(chunks)
-
-
-def _parse_customer(response: requests.Response, body: bytes, customer_id: uuid.UUID) -> Customer:
+def _raise_for_status(response: requests.Response) -> None:
     status = response.status_code
+    if status == 200:
+        return
     if status == 404:
         raise CustomerNotFound("Align has no customer with this ID")
     if status in (401, 403):
@@ -170,8 +247,57 @@ def _parse_customer(response: requests.Response, body: bytes, customer_id: uuid.
         raise RateLimited(f"Align answered 429 (Retry-After {retry_after})", retry_after=retry_after)
     if status >= 500:
         raise UpstreamError(f"Align answered {status}")
-    if status != 200:
-        raise InvalidResponse(f"unexpected status {status}")
+    raise InvalidResponse(f"unexpected status {status}")
+
+
+def _require_json_content_type(response: requests.Response) -> None:
+    media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_CONTENT_TYPES and not media_type.endswith("+json"):
+        raise InvalidResponse(f"content type {media_type[:60] or 'missing'} is not JSON")
+
+
+def _read_body(response: requests.Response, deadline: _Deadline) -> bytes:
+    """Read at most MAX_RESPONSE_BYTES, and never past the lookup's deadline.
+
+    A watchdog shuts the socket for reading when the deadline passes, which wakes a read that is
+    blocked on a body that trickles or hangs; without it a slow body could outlive the deadline.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise InvalidResponse(f"declared body of {declared} bytes is over {MAX_RESPONSE_BYTES}")
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        raise deadline.expired_error()
+    watchdog = threading.Timer(remaining, _stop_reading, args=(response,))
+    watchdog.daemon = True
+    watchdog.start()
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        for chunk in response.iter_content(READ_CHUNK_BYTES):
+            received += len(chunk)
+            if received > MAX_RESPONSE_BYTES:
+                raise InvalidResponse(f"body larger than {MAX_RESPONSE_BYTES} bytes")
+            chunks.append(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+        if deadline.remaining() <= 0:
+            raise deadline.expired_error() from error
+        raise UpstreamUnreachable(f"connection dropped mid-answer: {type(error).__name__}") from error
+    finally:
+        watchdog.cancel()
+    if deadline.remaining() <= 0:
+        raise deadline.expired_error()
+    return b"".join(chunks)
+
+
+def _stop_reading(response: requests.Response) -> None:
+    try:
+        response.raw.shutdown()
+    except (OSError, ValueError, RuntimeError):
+        logger.debug("Align body read already finished when the deadline passed")
+
+
+def _parse_customer(body: bytes, customer_id: uuid.UUID) -> Customer:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting

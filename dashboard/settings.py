@@ -5,6 +5,7 @@ helpers below, and listed in the README's configuration table with its default.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,6 +82,11 @@ ALIGN_PRODUCTION_URL = "https://api.alignlabs.dev"
 ALIGN_SANDBOX_URL = "https://api-sandbox.alignlabs.dev"
 ALIGN_API_BASE_URL = env_http_url("ALIGN_API_BASE_URL", ALIGN_SANDBOX_URL)
 ALIGN_API_KEY = env_str("ALIGN_API_KEY")
+ALIGN_API_KEY_HEADER = env_str("ALIGN_API_KEY_HEADER", "Api-Key")
+if not re.fullmatch(r"[A-Za-z0-9-]+", ALIGN_API_KEY_HEADER):
+    raise ImproperlyConfigured(
+        f"ALIGN_API_KEY_HEADER must be an HTTP header name; got {ALIGN_API_KEY_HEADER!r}."
+    )
 ALIGN_API_TIMEOUT = env_seconds("ALIGN_API_TIMEOUT", 10.0)
 DASHBOARD_USER_AGENT = f"KYC-Desk/{__version__}"
 
@@ -98,6 +104,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -60,6 +60,12 @@ def _block_external_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
 
 
+@pytest.fixture(autouse=True)
+def _quick_retry_backoff(monkeypatch):
+    """Retries wait milliseconds in tests; the tests of the backoff itself set their own."""
+    monkeypatch.setattr("customers.client.BACKOFF_BASE_SECONDS", 0.001)
+
+
 @pytest.fixture
 def align():
     """The Align API, mocked; a test fails if a call it registered was never made."""

@@ -4,11 +4,13 @@ import email.utils
 import json
 import logging
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import urllib3
 from responses import matchers
 
 from customers import client
@@ -82,7 +84,10 @@ def test_request_has_an_explicit_timeout_and_asks_the_configured_url(align, cust
     request = align.calls[0].request
     assert request.url == f"https://align.invalid/v0/customers/{ADA}"
     assert request.method == "GET"
-    assert request.req_kwargs["timeout"] == (2, 2)
+    timeout = request.req_kwargs["timeout"]
+    assert isinstance(timeout, urllib3.Timeout)
+    assert 1.9 < timeout.total <= 2
+    assert timeout.connect_timeout <= client.MAX_CONNECT_SECONDS
 
 
 # --- Status codes ---------------------------------------------------------------------------------
@@ -149,11 +154,157 @@ def test_429_without_usable_retry_after_has_none(align, customer_url, header):
     assert raised.value.retry_after is None
 
 
-def test_one_request_per_lookup_no_retries(align, customer_url):
+# --- Retries within the deadline ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first_status", [502, 503, 504])
+def test_transient_gateway_status_is_retried(align, customer_url, demo_body, first_status):
+    align.get(customer_url(ADA), status=first_status)
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    assert lookup().customer_id == ADA_ID
+    assert len(align.calls) == 2
+
+
+def test_at_most_two_retries_then_the_failure_with_its_attempt_count(align, customer_url, caplog):
     align.get(customer_url(ADA), status=503)
+    with pytest.raises(UpstreamError) as raised:
+        lookup()
+    assert len(align.calls) == 3
+    assert raised.value.attempts == 3
+    assert raised.value.upstream_status == 503
+    failures = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(failures) == 1, "a failure is logged once, not once per attempt"
+    assert "attempts=3" in failures[0].getMessage()
+    assert "upstream_status=503" in failures[0].getMessage()
+
+
+def test_connection_error_is_retried(align, customer_url, demo_body):
+    align.get(customer_url(ADA), body=requests.ConnectionError("refused"))
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    assert lookup().customer_id == ADA_ID
+    assert len(align.calls) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 500},
+        {"status": 501},
+        {"status": 404},
+        {"status": 401},
+        {"status": 403},
+        {"status": 400},
+        {"body": requests.ReadTimeout()},
+        {"body": "<html>", "status": 200, "content_type": "text/html"},
+    ],
+)
+def test_failures_that_a_retry_would_not_fix_are_not_retried(align, customer_url, answer):
+    align.get(customer_url(ADA), **answer)
+    with pytest.raises(client.AlignError):
+        lookup()
+    assert len(align.calls) == 1
+
+
+def test_no_retry_when_the_wait_would_not_leave_time_for_an_attempt(
+    align, customer_url, settings, monkeypatch
+):
+    settings.ALIGN_API_TIMEOUT = 0.5
+    monkeypatch.setattr(client, "BACKOFF_BASE_SECONDS", 60)
+    monkeypatch.setattr(client.random, "uniform", lambda low, high: high)
+    align.get(customer_url(ADA), status=503)
+    started = time.monotonic()
     with pytest.raises(UpstreamError):
         lookup()
     assert len(align.calls) == 1
+    assert time.monotonic() - started < 0.5
+
+
+def test_backoff_grows_exponentially_with_full_jitter(align, customer_url, monkeypatch):
+    bounds = []
+    monkeypatch.setattr(client.random, "uniform", lambda low, high: bounds.append((low, high)) or 0.0)
+    align.get(customer_url(ADA), status=502)
+    with pytest.raises(UpstreamError):
+        lookup()
+    base = client.BACKOFF_BASE_SECONDS
+    assert bounds == [(0, base), (0, base * 2)]
+
+
+def test_429_that_fits_the_deadline_is_retried_once(align, customer_url, demo_body):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "0"})
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    assert lookup().customer_id == ADA_ID
+    assert len(align.calls) == 2
+
+
+def test_429_twice_tells_staff_when_to_try_again(align, customer_url):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "1"})
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "20"})
+    started = time.monotonic()
+    with pytest.raises(RateLimited) as raised:
+        lookup()
+    assert raised.value.retry_after == 20
+    assert len(align.calls) == 2
+    assert 1 <= time.monotonic() - started < 2
+
+
+def test_429_longer_than_the_deadline_is_not_waited_for(align, customer_url):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "5"})
+    with pytest.raises(RateLimited):
+        lookup()
+    assert len(align.calls) == 1
+
+
+# --- Content type and auth header -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/vnd.align+json"]
+)
+def test_json_content_types_are_read(align, customer_url, demo_body, content_type):
+    align.get(customer_url(ADA), body=json.dumps(demo_body(ADA)), content_type=content_type)
+    assert lookup().customer_id == ADA_ID
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "text/plain", "application/xml", ""])
+def test_a_customer_body_with_a_non_json_content_type_is_an_invalid_response(
+    align, customer_url, demo_body, content_type
+):
+    align.get(customer_url(ADA), body=json.dumps(demo_body(ADA)), content_type=content_type)
+    with pytest.raises(InvalidResponse, match="is not JSON"):
+        lookup()
+
+
+def test_declared_body_over_the_cap_is_refused_before_reading(align, customer_url):
+    align.get(
+        customer_url(ADA), body="{}", content_type="application/json", headers={"Content-Length": "5000000"}
+    )
+    with pytest.raises(InvalidResponse, match="declared body"):
+        lookup()
+
+
+def test_auth_header_name_is_a_setting(align, customer_url, demo_body, settings):
+    settings.ALIGN_API_KEY_HEADER = "X-Align-Key"
+    align.get(
+        customer_url(ADA),
+        json=demo_body(ADA),
+        match=[matchers.header_matcher({"X-Align-Key": TEST_API_KEY})],
+    )
+    lookup()
+    assert "Api-Key" not in align.calls[0].request.headers
+
+
+def test_authorization_header_carries_the_key_as_a_bearer_token(
+    align, customer_url, demo_body, settings, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    settings.ALIGN_API_KEY_HEADER = "Authorization"
+    align.get(
+        customer_url(ADA),
+        json=demo_body(ADA),
+        match=[matchers.header_matcher({"Authorization": f"Bearer {TEST_API_KEY}"})],
+    )
+    lookup()
+    assert TEST_API_KEY not in caplog.text
 
 
 # --- Transport failures ---------------------------------------------------------------------------

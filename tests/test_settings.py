@@ -19,6 +19,7 @@ def load_settings(monkeypatch, **environment) -> dict:
         "ALIGN_API_BASE_URL",
         "ALIGN_API_KEY",
         "ALIGN_API_TIMEOUT",
+        "ALIGN_API_KEY_HEADER",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
@@ -32,6 +33,7 @@ def test_defaults_are_safe(monkeypatch):
     assert loaded["ALIGN_API_BASE_URL"] == "https://api-sandbox.alignlabs.dev"
     assert loaded["ALIGN_API_KEY"] == ""
     assert loaded["ALIGN_API_TIMEOUT"] == 10.0
+    assert loaded["ALIGN_API_KEY_HEADER"] == "Api-Key"
     assert loaded["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "[::1]"]
 
 
@@ -70,6 +72,8 @@ def test_environment_values_are_read(monkeypatch):
         ("ALIGN_API_TIMEOUT", "600", "at most 120"),
         ("ALIGN_API_BASE_URL", "api.alignlabs.dev", "must be an http"),
         ("ALIGN_API_BASE_URL", "ftp://api.alignlabs.dev", "must be an http"),
+        ("ALIGN_API_KEY_HEADER", "Api Key", "must be an HTTP header name"),
+        ("ALIGN_API_KEY_HEADER", "Api-Key:\r\nX-Evil", "must be an HTTP header name"),
     ],
 )
 def test_bad_values_fail_at_start_up_with_a_clear_message(monkeypatch, name, value, message):

@@ -589,3 +589,12 @@ def test_logs_of_lookups_carry_the_customer_id_but_no_pii_or_key(
         body["kycs"]["kyc_flow_link"],
     ):
         assert secret not in logged
+
+
+def test_failure_card_shows_the_reference_that_is_in_the_log_line(staff_client, align, customer_url, caplog):
+    align.get(customer_url(ADA), status=500)
+    response = staff_client.get(ADA_URL)
+    reference = response["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{12}", reference)
+    assert f'<code class="request-id">{reference}</code>' in response.content.decode()
+    assert f"request_id={reference}" in caplog.text
