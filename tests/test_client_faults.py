@@ -1,0 +1,231 @@
+"""The client and the lookup page against a real, misbehaving HTTP server (no mocks).
+
+For each fault: the message staff see, the page's status, how many requests were made, and
+that the lookup ended within its deadline, leaving no thread or socket behind.
+"""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from customers import client
+from customers.stub import DEMO_CUSTOMERS, DemoId
+from tests import fault_server as faults
+
+pytestmark = pytest.mark.django_db
+
+ADA = str(DemoId.INDIVIDUAL_APPROVED)
+ADA_BODY = DEMO_CUSTOMERS[ADA]
+DEADLINE = 1.0
+# What a lookup may take beyond its deadline: the watchdog's wake-up and the page render.
+MARGIN = 0.5
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def align_faults(settings):
+    """Start a fault server with a script; settings point the dashboard at it."""
+    servers = []
+    threads_before = set(threading.enumerate())
+
+    def start(*script: faults.Behaviour) -> faults.FaultServer:
+        server = faults.FaultServer(list(script)).start()
+        servers.append(server)
+        settings.ALIGN_API_BASE_URL = server.base_url
+        settings.ALIGN_API_TIMEOUT = DEADLINE
+        return server
+
+    descriptors_before = open_descriptors()
+    yield start
+    for server in servers:
+        server.stop()
+    client.get_client().session.close()
+    deadline = time.monotonic() + 2
+    while set(threading.enumerate()) - threads_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    leftover = [thread.name for thread in set(threading.enumerate()) - threads_before]
+    assert leftover == [], f"threads left behind: {leftover}"
+    assert open_descriptors() <= descriptors_before, "a socket or file was left open"
+
+
+def timed_get(staff_client, path=f"/customers/{ADA}/"):
+    started = time.monotonic()
+    response = staff_client.get(path)
+    return response, time.monotonic() - started
+
+
+# --- Slow and broken connections: bounded by the deadline ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        pytest.param(faults.respond(200, ADA_BODY, after=5), id="slow-headers"),
+        pytest.param(faults.headers_then_hang(30), id="hang-after-headers"),
+        pytest.param(
+            faults.trickle(b'{"customer_id": "' + b"x" * 400 + b'"}', every=0.05), id="trickled-body"
+        ),
+    ],
+)
+def test_slow_upstream_ends_within_the_deadline_as_a_timeout(staff_client, align_faults, behaviour):
+    server = align_faults(behaviour)
+    response, elapsed = timed_get(staff_client)
+    assert response.status_code == 504
+    assert b"Align did not answer in time" in response.content
+    assert elapsed < DEADLINE + MARGIN
+    assert len(server.requests) == 1
+
+
+def test_answer_just_inside_the_deadline_is_shown(staff_client, align_faults):
+    align_faults(faults.respond(200, ADA_BODY, after=0.5))
+    response, _elapsed = timed_get(staff_client)
+    assert response.status_code == 200
+    assert b"Ada Lovelace" in response.content
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        pytest.param(faults.close_mid_body(), id="closed-mid-body"),
+        pytest.param(faults.reset_connection(), id="reset"),
+    ],
+)
+def test_dropped_connection_is_retried_then_reported_unavailable(staff_client, align_faults, behaviour):
+    server = align_faults(behaviour)
+    response, elapsed = timed_get(staff_client)
+    assert response.status_code == 503
+    assert b"Align is unavailable" in response.content
+    assert len(server.requests) == 1 + client.MAX_RETRIES
+    assert elapsed < DEADLINE + MARGIN
+
+
+def test_dropped_connection_then_a_good_answer_shows_the_customer(staff_client, align_faults):
+    server = align_faults(faults.reset_connection(), faults.respond(200, ADA_BODY))
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 200
+    assert len(server.requests) == 2
+
+
+# --- Status codes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_then_200_show_the_customer(staff_client, align_faults, status):
+    server = align_faults(faults.respond(status, {}), faults.respond(200, ADA_BODY))
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 200
+    assert b"Ada Lovelace" in response.content
+    assert len(server.requests) == 2
+
+
+def test_two_gateway_errors_then_200_still_show_the_customer(staff_client, align_faults):
+    server = align_faults(faults.respond(502, {}), faults.respond(503, {}), faults.respond(200, ADA_BODY))
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 200
+    assert len(server.requests) == 3
+
+
+def test_500_is_not_retried(staff_client, align_faults):
+    server = align_faults(faults.respond(500, {}), faults.respond(200, ADA_BODY))
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 502
+    assert b"Align is unavailable" in response.content
+    assert len(server.requests) == 1
+
+
+def test_gateway_errors_every_time_give_up_after_two_retries(staff_client, align_faults):
+    server = align_faults(faults.respond(503, {}))
+    response, elapsed = timed_get(staff_client)
+    assert response.status_code == 502
+    assert len(server.requests) == 3
+    assert elapsed < DEADLINE + MARGIN
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [pytest.param("0", id="seconds"), pytest.param(faults.http_date_in(-5), id="http-date-past")],
+)
+def test_429_that_fits_the_deadline_is_retried_once(staff_client, align_faults, retry_after):
+    server = align_faults(
+        faults.respond(429, {}, headers={"Retry-After": retry_after}), faults.respond(200, ADA_BODY)
+    )
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 200
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "words"),
+    [
+        pytest.param("30", b"Try again in 30 seconds.", id="seconds"),
+        pytest.param(faults.http_date_in(600), b"Try again in about 10 minutes.", id="http-date"),
+        pytest.param("soon", b"Try again in a minute.", id="unreadable"),
+    ],
+)
+def test_429_beyond_the_deadline_tells_staff_when_to_try_again(
+    staff_client, align_faults, retry_after, words
+):
+    server = align_faults(faults.respond(429, {}, headers={"Retry-After": retry_after}))
+    response, elapsed = timed_get(staff_client)
+    assert response.status_code == 503
+    assert b"Align is rate-limiting us" in response.content
+    assert words in response.content
+    assert len(server.requests) == 1
+    assert elapsed < DEADLINE
+
+
+# --- Bodies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        pytest.param(faults.respond(200, b'{"customer_id": '), id="invalid-json"),
+        pytest.param(faults.respond(200, []), id="json-array"),
+        pytest.param(faults.respond(200, "a string"), id="json-string"),
+        pytest.param(faults.respond(200, b"null"), id="json-null"),
+        pytest.param(faults.respond(200, ADA_BODY, content_type="text/html"), id="text-html"),
+        pytest.param(faults.respond(200, ADA_BODY, content_type=None), id="no-content-type"),
+        pytest.param(faults.endless_body(5 * 1024 * 1024, declare_length=True), id="5-mib-declared"),
+        pytest.param(faults.endless_body(5 * 1024 * 1024, declare_length=False), id="5-mib-undeclared"),
+    ],
+)
+def test_unusable_bodies_are_an_unexpected_response(staff_client, align_faults, behaviour):
+    server = align_faults(behaviour)
+    response, elapsed = timed_get(staff_client)
+    assert response.status_code == 502
+    assert b"Unexpected response from Align" in response.content
+    assert len(server.requests) == 1
+    assert elapsed < DEADLINE + MARGIN
+
+
+def test_big_body_is_not_read_to_the_end(align_faults, settings):
+    """The client stops at the cap instead of loading all five mebibytes."""
+    align_faults(faults.endless_body(5 * 1024 * 1024, declare_length=False))
+    with pytest.raises(client.InvalidResponse, match="larger than"):
+        client.customer_get(customer_id=uuid.UUID(ADA))
+
+
+def test_valid_body_with_extra_fields_is_shown(staff_client, align_faults):
+    body = {**ADA_BODY, "risk_score": 12, "kycs": {**ADA_BODY["kycs"], "provider": {"name": "x"}}}
+    align_faults(faults.respond(200, body))
+    response, _ = timed_get(staff_client)
+    assert response.status_code == 200
+    assert b"Ada Lovelace" in response.content
+
+
+def test_the_auth_header_reaches_the_server_and_the_key_nowhere_else(
+    staff_client, align_faults, settings, caplog
+):
+    server = align_faults(faults.respond(503, {}))
+    caplog.set_level("DEBUG")
+    response, _ = timed_get(staff_client)
+    assert f"Api-Key: {settings.ALIGN_API_KEY}".encode() in server.requests[0]
+    assert settings.ALIGN_API_KEY not in caplog.text
+    assert settings.ALIGN_API_KEY.encode() not in response.content
