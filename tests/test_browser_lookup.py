@@ -177,3 +177,16 @@ def test_expired_session_sends_the_whole_page_to_login(logged_in_page):
     page.get_by_role("link", name="Refresh").click()
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/customers/"))
     expect(page.locator(".customer-card")).to_have_count(0)
+
+
+def test_a_second_lookup_replaces_one_still_in_flight(logged_in_page, dashboard_url, stand_in):
+    """Staff who paste a new ID before the first answer arrives see the new customer, not the old."""
+    page = logged_in_page
+    stand_in.delay = 0.8
+    look_up(page, ADA)
+    expect(page.locator(".lookup-indicator")).to_be_visible()
+    look_up(page, GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    page.wait_for_timeout(1200)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    assert page.url == f"{dashboard_url}/customers/{GRACE}/"
