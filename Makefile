@@ -58,7 +58,7 @@ test: lint browser
 	$(VENV)/bin/pytest
 
 test-fast: lint
-	$(VENV)/bin/pytest -m "not browser"
+	$(VENV)/bin/pytest -m "not browser and not load"
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles test-artifacts
