@@ -38,6 +38,9 @@ MAX_RETRIES = 2
 BACKOFF_BASE_SECONDS = 0.2
 MIN_ATTEMPT_SECONDS = 0.25
 JSON_CONTENT_TYPES = ("application/json",)
+# Kept-alive connections per host: above the threads a production worker runs, so concurrent
+# lookups reuse connections instead of opening and discarding extra ones.
+CONNECTIONS_PER_HOST = 32
 
 
 class AlignError(Exception):
@@ -139,6 +142,9 @@ class AlignClient:
     def __init__(self, config: AlignConfig) -> None:
         self.config = config
         self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=CONNECTIONS_PER_HOST, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers.update({"Accept": "application/json", "User-Agent": config.user_agent})
 
     def __repr__(self) -> str:

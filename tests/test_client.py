@@ -570,3 +570,9 @@ def test_parse_retry_after_garbage_is_none(value):
 
 def test_parse_retry_after_none_is_none():
     assert parse_retry_after(None) is None
+
+
+def test_session_keeps_enough_connections_for_a_threaded_worker():
+    adapter = get_client().session.get_adapter("https://align.invalid/")
+    assert adapter._pool_maxsize >= 16
+    assert adapter.max_retries.total == 0, "retries are the client's own, within the deadline"
