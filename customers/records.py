@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 logger = logging.getLogger(__name__)
 
 EnumT = TypeVar("EnumT", bound=enum.StrEnum)
+# The contract's `format: uuid`: hyphenated hex. uuid.UUID alone would also take braces, a URN
+# prefix, missing hyphens or a leading "+".
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class InvalidCustomerData(ValueError):
@@ -69,10 +72,9 @@ class Address:
 
     @property
     def lines(self) -> list[str]:
-        """The address as it is written on an envelope, skipping parts Align left out."""
-        city_line = " ".join(part for part in (self.postal_code, self.city) if part)
-        candidates = (self.street_line_1, city_line, self.state, self.country)
-        return [line for line in candidates if line]
+        """The address as it is written on an envelope, skipping parts Align left out or blank."""
+        city_line = " ".join(_present(self.postal_code, self.city))
+        return _present(self.street_line_1, city_line, self.state, self.country)
 
 
 @dataclass(frozen=True)
@@ -114,20 +116,20 @@ class Customer:
 
     @property
     def display_name(self) -> str | None:
-        individual_name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        individual_name = " ".join(_present(self.first_name, self.last_name))
+        company_name = " ".join(_present(self.company_name))
         if self.type == CustomerType.CORPORATE:
-            return self.company_name or individual_name or None
-        return individual_name or self.company_name or None
+            return company_name or individual_name or None
+        return individual_name or company_name or None
 
     @classmethod
     def from_api(cls, data: Any, *, customer_id: uuid.UUID) -> "Customer":
         """Parse a response body for the customer that was asked for."""
         body = _require_object(data, "the response body")
         returned_id = _require_string(body, "customer_id")
-        try:
-            parsed_id = uuid.UUID(returned_id)
-        except ValueError:
-            raise InvalidCustomerData("customer_id is not a UUID") from None
+        if not CANONICAL_UUID.fullmatch(returned_id):
+            raise InvalidCustomerData("customer_id is not a UUID")
+        parsed_id = uuid.UUID(returned_id)
         if parsed_id != customer_id:
             raise InvalidCustomerData("customer_id differs from the customer that was asked for")
         return cls(
@@ -140,6 +142,11 @@ class Customer:
             address=_parse_address(body.get("address")),
             kycs=_parse_kyc(body.get("kycs"), customer_id),
         )
+
+
+def _present(*parts: str | None) -> list[str]:
+    """The parts that carry text, stripped of surrounding whitespace."""
+    return [part.strip() for part in parts if part and part.strip()]
 
 
 def _parse_address(value: Any) -> Address | None:

@@ -552,3 +552,41 @@ def test_display_name(demo_body, customer_type, names, expected):
 )
 def test_address_lines_skip_missing_parts(address, lines):
     assert address.lines == lines
+
+
+@pytest.mark.parametrize(
+    "returned_id",
+    [
+        "+3f2a9c1e7b4d4e2a9f612c8d5e0b7e91",
+        "3f2a9c1e7b4d4e2a9f612c8d5e0b7e91",
+        "{3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91}",
+        "urn:uuid:3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91",
+        "3f2a9c1e_7b4d_4e2a_9f61_2c8d5e0b7e91",
+    ],
+)
+def test_customer_id_that_is_not_a_hyphenated_uuid_is_invalid_even_if_it_decodes(demo_body, returned_id):
+    body = demo_body()
+    body["customer_id"] = returned_id
+    with pytest.raises(InvalidCustomerData, match="customer_id is not a UUID"):
+        parse(body)
+
+
+def test_upper_case_customer_id_in_the_body_is_accepted(demo_body):
+    body = demo_body()
+    body["customer_id"] = body["customer_id"].upper()
+    assert parse(body).customer_id == uuid.UUID(ADA)
+
+
+def test_blank_address_parts_and_names_count_as_missing(demo_body):
+    body = demo_body()
+    body["address"] = {"street_line_1": "   ", "city": "\t", "country": " GB "}
+    body["first_name"] = "  "
+    customer = parse(body)
+    assert customer.visible_address.lines == ["GB"]
+    assert customer.display_name == "Lovelace"
+
+
+def test_address_of_only_blank_parts_is_not_shown(demo_body):
+    body = demo_body()
+    body["address"] = {"street_line_1": " ", "postal_code": ""}
+    assert parse(body).visible_address is None
