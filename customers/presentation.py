@@ -161,6 +161,7 @@ class LookupFailure:
     title: str
     sentence: str
     status: int
+    retry_after: int | None = None  # seconds, passed on to the browser as Retry-After
 
 
 INVALID_INPUT = LookupFailure(
@@ -208,7 +209,8 @@ def _wait_words(seconds: int | None) -> str:
 
 def describe_failure(error: client.AlignError) -> LookupFailure:
     if isinstance(error, client.RateLimited):
-        return LookupFailure("Align is rate-limiting us", f"Try again {_wait_words(error.retry_after)}.", 503)
+        sentence = f"Try again {_wait_words(error.retry_after)}."
+        return LookupFailure("Align is rate-limiting us", sentence, 503, retry_after=error.retry_after)
     for error_class in type(error).__mro__:
         if error_class in _FAILURES:
             return _FAILURES[error_class]

@@ -16,8 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from customers.access import lookup_permission_required
-from customers.client import AlignError, RateLimited, customer_get
-from customers.forms import CustomerLookupForm, parse_customer_reference
+from customers.client import AlignError, customer_get
+from customers.forms import CustomerLookupForm
 from customers.presentation import INVALID_INPUT, describe_failure
 from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
 
@@ -39,8 +39,7 @@ def customer_search(request: HtmxHttpRequest) -> HttpResponse:
         return _render(request, {"form": CustomerLookupForm()})
     form = CustomerLookupForm(request.GET)
     if not form.is_valid():
-        context = {"form": form, "failure": INVALID_INPUT, "rejected_input": request.GET["customer_id"]}
-        return _render(request, context, status=INVALID_INPUT.status, update_field_status=True)
+        return _invalid_input(request, form, update_field_status=True)
     customer_id = form.cleaned_data["customer_id"]
     if not _wants_fragment(request):
         return redirect("customers:detail", customer_ref=customer_id)
@@ -51,36 +50,42 @@ def customer_search(request: HtmxHttpRequest) -> HttpResponse:
 
 @customer_pages
 def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse:
-    try:
-        customer_id = parse_customer_reference(customer_ref)
-    except ValueError:
-        context = {"form": CustomerLookupForm(), "failure": INVALID_INPUT, "rejected_input": customer_ref}
-        return _render(request, context, status=INVALID_INPUT.status)
+    form = CustomerLookupForm({"customer_id": customer_ref})
+    if not form.is_valid():
+        return _invalid_input(request, form)
+    customer_id = form.cleaned_data["customer_id"]
     if str(customer_id) != customer_ref:
         return redirect("customers:detail", customer_ref=customer_id, permanent=True)
     return _lookup(request, customer_id)
 
 
-def _lookup(request: HtmxHttpRequest, customer_id: uuid.UUID, *, update_field_status: bool = False):
+def _lookup(
+    request: HtmxHttpRequest, customer_id: uuid.UUID, *, update_field_status: bool = False
+) -> HttpResponse:
     context = {
         "form": CustomerLookupForm(initial={"customer_id": customer_id}),
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
+    failure = None
     try:
         context["customer"] = customer_get(customer_id=customer_id)
     except AlignError as error:
-        failure = describe_failure(error)
-        response = _render(
-            request,
-            context | {"failure": failure},
-            status=failure.status,
-            update_field_status=update_field_status,
-        )
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            response["Retry-After"] = str(error.retry_after)
-        return response
-    return _render(request, context, update_field_status=update_field_status)
+        context["failure"] = failure = describe_failure(error)
+    response = _render(
+        request, context, status=failure.status if failure else 200, update_field_status=update_field_status
+    )
+    if failure and failure.retry_after is not None:
+        response["Retry-After"] = str(failure.retry_after)
+    return response
+
+
+def _invalid_input(
+    request: HtmxHttpRequest, form: CustomerLookupForm, *, update_field_status: bool = False
+) -> HttpResponse:
+    """Not a customer ID: say so next to the field and in the result area; Align is not called."""
+    context = {"form": form, "failure": INVALID_INPUT, "rejected_input": form.data.get("customer_id", "")}
+    return _render(request, context, status=INVALID_INPUT.status, update_field_status=update_field_status)
 
 
 def _wants_fragment(request: HtmxHttpRequest) -> bool:

@@ -212,7 +212,10 @@ def test_non_canonical_detail_address_redirects_to_the_canonical_one(staff_clien
 def test_detail_address_that_is_not_a_uuid_gets_400_with_the_message(staff_client, align):
     response = staff_client.get("/customers/definitely-not-an-id/")
     assert response.status_code == 400
-    assert b"Not a customer ID" in response.content
+    html = response.content.decode()
+    assert "Not a customer ID" in html
+    assert 'value="definitely-not-an-id"' in html
+    assert 'aria-invalid="true"' in html
     assert len(align.calls) == 0
 
 
