@@ -161,11 +161,14 @@ class LookupFailure:
     title: str
     sentence: str
     status: int
+    # "check" (the ID), "transient" (try again) or "broken" (tell an administrator): the card's
+    # colour, so staff can tell at a glance whether retrying can help.
+    kind: str = "broken"
     retry_after: int | None = None  # seconds, passed on to the browser as Retry-After
 
 
 INVALID_INPUT = LookupFailure(
-    "Not a customer ID", "Paste the customer's UUID, e.g. 3f2a9c1e-…; nothing was looked up.", 400
+    "Not a customer ID", "Paste the customer's UUID, e.g. 3f2a9c1e-…; nothing was looked up.", 400, "check"
 )
 
 _FAILURES: dict[type[client.AlignError], LookupFailure] = {
@@ -173,6 +176,7 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
         "No customer with this ID",
         "Check the ID; it may belong to the other environment (sandbox vs production).",
         404,
+        "check",
     ),
     client.ApiKeyRejected: LookupFailure(
         "The dashboard's API key was rejected",
@@ -185,10 +189,10 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
         503,
     ),
     client.UpstreamTimeout: LookupFailure(
-        "Align did not answer in time", "Try again; if it persists, Align may be degraded.", 504
+        "Align did not answer in time", "Try again; if it persists, Align may be degraded.", 504, "transient"
     ),
-    client.UpstreamError: LookupFailure("Align is unavailable", "Try again shortly.", 502),
-    client.UpstreamUnreachable: LookupFailure("Align is unavailable", "Try again shortly.", 503),
+    client.UpstreamError: LookupFailure("Align is unavailable", "Try again shortly.", 502, "transient"),
+    client.UpstreamUnreachable: LookupFailure("Align is unavailable", "Try again shortly.", 503, "transient"),
     client.InvalidResponse: LookupFailure(
         "Unexpected response from Align",
         "The customer could not be shown safely; the event was logged.",
@@ -210,7 +214,7 @@ def _wait_words(seconds: int | None) -> str:
 def describe_failure(error: client.AlignError) -> LookupFailure:
     if isinstance(error, client.RateLimited):
         sentence = f"Try again {_wait_words(error.retry_after)}."
-        return LookupFailure("Align is rate-limiting us", sentence, 503, retry_after=error.retry_after)
+        return LookupFailure("Align is rate-limiting us", sentence, 503, "transient", error.retry_after)
     for error_class in type(error).__mro__:
         if error_class in _FAILURES:
             return _FAILURES[error_class]

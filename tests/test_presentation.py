@@ -349,3 +349,20 @@ def test_invalid_input_failure():
     assert INVALID_INPUT.sentence.startswith("Paste the customer's UUID, e.g. 3f2a")
     assert INVALID_INPUT.sentence.endswith("; nothing was looked up.")
     assert INVALID_INPUT.status == 400
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (client.CustomerNotFound("x"), "check"),
+        (client.UpstreamTimeout("x"), "transient"),
+        (client.UpstreamError("x"), "transient"),
+        (client.UpstreamUnreachable("x"), "transient"),
+        (client.RateLimited("x", retry_after=3), "transient"),
+        (client.ApiKeyRejected("x"), "broken"),
+        (client.AlignNotConfigured("x"), "broken"),
+        (client.InvalidResponse("x"), "broken"),
+    ],
+)
+def test_failure_kind_tells_whether_retrying_can_help(error, kind):
+    assert describe_failure(error).kind == kind

@@ -601,3 +601,11 @@ def test_failure_card_shows_the_reference_that_is_in_the_log_line(staff_client, 
     assert re.fullmatch(r"[0-9a-f]{12}", reference)
     assert f'<code class="request-id">{reference}</code>' in response.content.decode()
     assert f"request_id={reference}" in caplog.text
+
+
+def test_try_again_is_offered_for_transient_failures_only(staff_client, align, customer_url):
+    align.get(customer_url(ADA), status=503)
+    assert b">Try again</a>" in staff_client.get(ADA_URL).content
+    unknown = uuid.uuid4()
+    align.get(customer_url(unknown), status=404)
+    assert b">Try again</a>" not in staff_client.get(detail_url(unknown)).content
