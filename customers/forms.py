@@ -6,9 +6,11 @@ from urllib.parse import urlsplit
 
 from django import forms
 
+from customers.records import CANONICAL_UUID
+
 EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 MAX_INPUT_CHARS = 2000
-HEX_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+UNHYPHENATED_UUID = re.compile(r"[0-9a-f]{32}")
 LINK_OR_PATH = re.compile(r"(?:https?://|/)", re.IGNORECASE)
 NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. %(example)s; nothing was looked up."
 
@@ -32,7 +34,7 @@ def parse_customer_reference(text: str) -> uuid.UUID:
     candidate = candidate.removeprefix("urn:uuid:")
     if candidate.startswith("{") and candidate.endswith("}"):
         candidate = candidate[1:-1]
-    if not HEX_UUID.fullmatch(candidate):
+    if not (CANONICAL_UUID.fullmatch(candidate) or UNHYPHENATED_UUID.fullmatch(candidate)):
         raise ValueError("not a UUID")
     return uuid.UUID(candidate)
 
