@@ -197,7 +197,7 @@ class StubHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        self.server.paths_seen.append(self.path)
+        self.server.count_call()
         if self.server.delay:
             time.sleep(self.server.delay)
         match = CUSTOMER_PATH.match(self.path.split("?", 1)[0])
@@ -259,8 +259,13 @@ class StubServer(ThreadingHTTPServer):
         self.api_key = api_key
         self.delay = delay
         self.slow_seconds = slow_seconds
-        # What was asked, in order, so tests can tell whether the dashboard called at all.
-        self.paths_seen: list[str] = []
+        # How many requests arrived, so tests can tell whether (and how often) the dashboard called.
+        self.calls = 0
+        self._calls_lock = threading.Lock()
+
+    def count_call(self) -> None:
+        with self._calls_lock:
+            self.calls += 1
 
     @property
     def base_url(self) -> str:

@@ -41,12 +41,12 @@ def test_lookup_swaps_in_place_and_pushes_the_customer_address(logged_in_page, d
 
 def test_invalid_input_shows_inline_message_and_never_calls_align(logged_in_page, stand_in):
     page = logged_in_page
-    calls_before = len(stand_in.paths_seen)
+    calls_before = stand_in.calls
     look_up(page, "3f2a-not-an-id")
     expect(page.locator("#customer-id-status")).to_contain_text("Not a customer ID")
     expect(page.locator("#result")).to_contain_text("Not a customer ID")
     expect(page.get_by_label("Customer ID", exact=True)).to_have_attribute("aria-invalid", "true")
-    assert len(stand_in.paths_seen) == calls_before
+    assert stand_in.calls == calls_before
     look_up(page, ADA)
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     expect(page.locator("#customer-id-status")).to_have_text("")
@@ -118,11 +118,11 @@ def test_refresh_fetches_again_in_place_and_updates_fetched_at(logged_in_page, s
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     page.evaluate("window.__noReload = true")
     fetched_before = page.locator(".fetched-at").get_attribute("datetime")
-    calls_before = len(stand_in.paths_seen)
+    calls_before = stand_in.calls
     page.get_by_role("link", name="Refresh").click()
     expect(page.locator(".fetched-at")).not_to_have_attribute("datetime", fetched_before)
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
-    assert len(stand_in.paths_seen) == calls_before + 1
+    assert stand_in.calls == calls_before + 1
     assert page.evaluate("window.__noReload") is True
 
 
