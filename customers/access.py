@@ -2,14 +2,11 @@
 
 from collections.abc import Callable
 from functools import wraps
-from urllib.parse import urlsplit
 
-from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
-from django_htmx.http import HttpResponseClientRedirect
+
+from dashboard.security import login_redirect
 
 LOOKUP_PERMISSION = "customers.lookup_customer"
 
@@ -24,11 +21,7 @@ def lookup_permission_required(view: Callable[..., HttpResponse]) -> Callable[..
     @wraps(view)
     def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
-            if request.htmx:
-                return_to = urlsplit(request.htmx.current_url or "").path or request.get_full_path()
-                login = redirect_to_login(return_to, resolve_url(settings.LOGIN_URL))
-                return HttpResponseClientRedirect(login["Location"])
-            return redirect_to_login(request.get_full_path())
+            return login_redirect(request)
         if not request.user.has_perm(LOOKUP_PERMISSION):
             raise PermissionDenied("Customer lookups need the customers.lookup_customer permission.")
         return view(request, *args, **kwargs)

@@ -6,9 +6,11 @@ helpers below, and listed in the README's configuration table with its default.
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard import __version__
@@ -53,6 +55,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_positive_int(name: str, default: int, *, maximum: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number; got {raw!r}.") from None
+    if not 0 < value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between 1 and {maximum}; got {raw!r}.")
+    return value
 
 
 def env_http_url(name: str, default: str) -> str:
@@ -100,20 +115,37 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "dashboard.apps.DashboardConfig",
     "customers",
 ]
 
 MIDDLEWARE = [
     "dashboard.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "dashboard.log_context.LogContextMiddleware",
+    "dashboard.security.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username+address is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -164,23 +196,102 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Security and compliance (README: "Security and compliance") ----------------------------
+# Sessions end after DASHBOARD_SESSION_IDLE_MINUTES without a request (every request moves the
+# server-side expiry on), after DASHBOARD_SESSION_MAX_HOURS whatever happens, and when the
+# browser closes (the cookie carries no expiry date).
+DASHBOARD_SESSION_IDLE_MINUTES = env_positive_int("DASHBOARD_SESSION_IDLE_MINUTES", 30, maximum=24 * 60)
+DASHBOARD_SESSION_MAX_HOURS = env_positive_int("DASHBOARD_SESSION_MAX_HOURS", 12, maximum=7 * 24)
+SESSION_COOKIE_AGE = DASHBOARD_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_SECURE = not DEBUG
+
+# Two-factor authentication (TOTP, with one-time recovery codes) for every user.
+DASHBOARD_REQUIRE_2FA = env_bool("DASHBOARD_REQUIRE_2FA", not DEBUG)
+OTP_TOTP_ISSUER = "KYC Desk"
+
+# Addresses of reverse proxies whose X-Forwarded-For is believed. Only these: a client that
+# sends the header itself must not be able to choose the address in the audit log.
+DASHBOARD_TRUSTED_PROXIES = env_list("DASHBOARD_TRUSTED_PROXIES", [])
+
+# Set when TLS ends at a proxy that sends X-Forwarded-Proto; never otherwise, or any client
+# could claim its plain-HTTP request was secure.
+DJANGO_BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
+if DJANGO_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = True
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+
+# Login throttling: five failures for one username from one address lock that pair out.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "dashboard.security.client_ip"
+# Axes would log usernames and addresses at every attempt; dashboard.security logs the lockout.
+AXES_VERBOSE = False
+
+# --- Logging: JSON lines in production, readable lines in debug, no PII in either ---------------
+DASHBOARD_LOG_FORMAT = env_str("DASHBOARD_LOG_FORMAT", "text" if DEBUG else "json").lower()
+if DASHBOARD_LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"DASHBOARD_LOG_FORMAT must be json or text; got {DASHBOARD_LOG_FORMAT!r}.")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "dashboard.log_context.RequestContextFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s user=%(user_id)s "
+            "customer=%(customer_id)s] %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message", "request_id", "user_id", "customer_id"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": DASHBOARD_LOG_FORMAT,
+            "filters": ["request_context"],
+        },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django.server": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
     },
 }

@@ -13,6 +13,8 @@ TEST_ENVIRONMENT = {
     "ALIGN_API_BASE_URL": "https://align.invalid",
     "ALIGN_API_KEY": "test-api-key-5f1c9e0d7a",
     "ALIGN_API_TIMEOUT": "2",
+    # Two-factor sign-in has its own tests, which turn it on; the rest sign in with a password.
+    "DASHBOARD_REQUIRE_2FA": "0",
 }
 os.environ.update(TEST_ENVIRONMENT)
 
@@ -26,3 +28,5 @@ STORAGES = {
 # Serve static files straight from the source folders: the suite never runs collectstatic.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# The test client and live_server speak plain HTTP; the redirect to HTTPS has its own test.
+SECURE_SSL_REDIRECT = False

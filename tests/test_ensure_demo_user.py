@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ def test_refuses_outside_debug(settings, django_user_model):
 def test_creates_a_demo_login_that_may_look_customers_up(settings, capsys):
     settings.DEBUG = True
     call_command("ensure_demo_user")
-    user = authenticate(username="demo", password="demo")
+    user = authenticate(RequestFactory().post("/accounts/login/"), username="demo", password="demo")
     assert user is not None
     assert user.has_perm("customers.lookup_customer")
     assert not user.is_superuser
@@ -31,4 +32,6 @@ def test_running_twice_resets_the_password(settings, django_user_model):
     user.set_password("changed-by-someone")
     user.save()
     call_command("ensure_demo_user")
-    assert authenticate(username="demo", password="demo") is not None
+    assert (
+        authenticate(RequestFactory().post("/accounts/login/"), username="demo", password="demo") is not None
+    )

@@ -2,7 +2,6 @@
 
 import re
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -10,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.stub import DemoId, DrillId
 
@@ -245,7 +245,7 @@ def test_htmx_request_to_the_same_address_returns_only_the_fragment(staff_client
 def test_deep_link_and_htmx_swap_render_identical_result_markup(
     staff_client, serve, htmx_headers, monkeypatch
 ):
-    fixed = datetime(2026, 11, 25, 14, 2, 11, tzinfo=UTC)
+    fixed = timezone.now().replace(microsecond=0)
     monkeypatch.setattr("customers.views.timezone.now", lambda: fixed)
     serve()
     serve()

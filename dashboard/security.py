@@ -1,0 +1,110 @@
+"""Session lifetime, the client's address, and the log lines of signing in and out.
+
+The idle timeout is Django's own (SESSION_COOKIE_AGE, moved on by every request); what Django
+lacks is an absolute limit, so a session kept busy all night still ends.
+"""
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django_htmx.http import HttpResponseClientRedirect
+
+logger = logging.getLogger(__name__)
+
+SESSION_STARTED_KEY = "dashboard_signed_in_at"
+SESSION_ENDED_MESSAGE = (
+    "Your session reached its {hours}-hour limit and was ended for security. Log in again to continue."
+)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The address a request came from, believing X-Forwarded-For only from trusted proxies.
+
+    Walks the forwarded chain from the right (the hop nearest us) past trusted proxies; the
+    first address not in DASHBOARD_TRUSTED_PROXIES is the client. A forged header from a
+    client that is not a trusted proxy is ignored.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    trusted = set(settings.DASHBOARD_TRUSTED_PROXIES)
+    if remote not in trusted:
+        return remote
+    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed(forwarded):
+        if hop in trusted:
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return remote
+    return remote
+
+
+def start_session_clock(request: HttpRequest) -> None:
+    request.session[SESSION_STARTED_KEY] = time.time()
+
+
+class SessionLifetimeMiddleware:
+    """Ends a signed-in session DASHBOARD_SESSION_MAX_HOURS after it began."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            started = request.session.get(SESSION_STARTED_KEY)
+            if started is None:
+                start_session_clock(request)
+            elif time.time() - started > settings.DASHBOARD_SESSION_MAX_HOURS * 3600:
+                return self._end_session(request)
+        return self.get_response(request)
+
+    def _end_session(self, request: HttpRequest) -> HttpResponse:
+        logger.info("Session ended: it reached the %s-hour limit", settings.DASHBOARD_SESSION_MAX_HOURS)
+        logout(request)
+        messages.info(request, SESSION_ENDED_MESSAGE.format(hours=settings.DASHBOARD_SESSION_MAX_HOURS))
+        return login_redirect(request)
+
+
+def login_redirect(request: HttpRequest) -> HttpResponse:
+    """To the login page, coming back here afterwards.
+
+    An htmx request gets a client-side redirect, so the login page replaces the whole page
+    instead of appearing inside the result card, and comes back to the page, not the fragment.
+    """
+    if request.htmx:
+        return_to = urlsplit(request.htmx.current_url or "").path or request.get_full_path()
+        return HttpResponseClientRedirect(redirect_to_login(return_to)["Location"])
+    return redirect_to_login(request.get_full_path())
+
+
+def log_signed_in(sender, request: HttpRequest, user, **kwargs) -> None:
+    start_session_clock(request)
+    logger.info("Signed in", extra={"user_id": str(user.pk)})
+
+
+def log_signed_out(sender, request: HttpRequest, user, **kwargs) -> None:
+    logger.info("Signed out", extra={"user_id": str(user.pk) if user else "-"})
+
+
+def log_sign_in_failed(sender, credentials, request: HttpRequest | None = None, **kwargs) -> None:
+    """No username on this line: a mistyped password in the username field would land in the log."""
+    logger.warning("Sign-in failed", extra={"client_ip": client_ip(request) if request else "-"})
+
+
+def log_locked_out(sender, request: HttpRequest, username: str | None, ip_address: str, **kwargs) -> None:
+    user_model = get_user_model()
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    logger.warning(
+        "Sign-in locked out after %s failures for %s minutes",
+        settings.AXES_FAILURE_LIMIT,
+        int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        extra={"user_id": str(user.pk) if user else "unknown", "client_ip": ip_address},
+    )
