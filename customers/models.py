@@ -1,8 +1,10 @@
 """Models of the customers app.
 
-Customers themselves live in Align, not here; the app keeps only what the dashboard owns.
+Customers themselves live in Align, not here; the app keeps only what the dashboard owns:
+the permission to look customers up, and the audit trail of who looked at whom.
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -17,3 +19,57 @@ class CustomerAccess(models.Model):
 
     def __str__(self) -> str:
         return "Customer lookup access"
+
+
+class AuditEvent(models.Model):
+    """One lookup of a customer, or one copy of their KYC link, by one signed-in user.
+
+    Answers an auditor's "who looked at this customer, when, and who sent them the KYC link?".
+    It holds IDs and codes only: no name, e-mail or address of the customer is ever stored.
+    Rows are written by the dashboard and never changed or deleted through it.
+    """
+
+    class Action(models.TextChoices):
+        LOOKUP = "lookup", "Lookup"
+        LINK_COPIED = "link_copied", "KYC link copied"
+
+    class Outcome(models.TextChoices):
+        # A lookup is recorded before Align is asked; a row left "started" means the outcome
+        # could not be written afterwards (the page was still shown, its access recorded).
+        STARTED = "started", "Started (outcome not recorded)"
+        FOUND = "found", "Found"
+        NOT_FOUND = "not_found", "Not found"
+        INVALID_RESPONSE = "invalid_response", "Invalid response from Align"
+        KEY_REJECTED = "key_rejected", "API key rejected"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        TIMEOUT = "timeout", "Timed out"
+        UNREACHABLE = "unreachable", "Align unreachable"
+        UPSTREAM_ERROR = "upstream_error", "Align error"
+        NOT_CONFIGURED = "not_configured", "API key not configured"
+        COPIED = "copied", "Link copied"
+
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="audit_events",
+        help_text="Users with audit events cannot be deleted; deactivate them instead.",
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    customer_id = models.UUIDField("customer ID", db_index=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    kyc_status = models.CharField(
+        "KYC status seen", max_length=40, blank=True, help_text="Align's overall KYC status, when found."
+    )
+    is_refresh = models.BooleanField("refresh", default=False)
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    request_id = models.CharField("request ID", max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        default_permissions = ("view",)
+        permissions = [("export_auditevent", "Can export the audit log as CSV")]
+        indexes = [models.Index(fields=["user", "action", "-id"], name="audit_user_action_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} of {self.customer_id} by user {self.user_id}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from customers import client
+from customers.models import AuditEvent
 from customers.records import (
     Currency,
     CustomerType,
@@ -171,6 +172,14 @@ INVALID_INPUT = LookupFailure(
     "Not a customer ID", "Paste the customer's UUID, e.g. 3f2a9c1e-…; nothing was looked up.", 400, "check"
 )
 
+AUDIT_UNAVAILABLE = LookupFailure(
+    "Lookups are paused: the audit log can't be written",
+    "Nothing was fetched from Align, because every lookup is recorded before it happens. "
+    "Try again in a minute; if it keeps happening, tell an administrator.",
+    503,
+    "transient",
+)
+
 _FAILURES: dict[type[client.AlignError], LookupFailure] = {
     client.CustomerNotFound: LookupFailure(
         "No customer with this ID",
@@ -199,6 +208,22 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
         502,
     ),
 }
+
+
+def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
+    """What a user saw at a past lookup, in the same badge words as the customer card."""
+    if outcome == AuditEvent.Outcome.FOUND:
+        if not kyc_status:
+            return Badge("No KYC", "neutral")
+        try:
+            return STATUS_BADGES[KycStatus(kyc_status)]
+        except ValueError:
+            return _unrecognised(kyc_status)
+    if outcome == AuditEvent.Outcome.NOT_FOUND:
+        return Badge("Not found", "neutral")
+    if outcome == AuditEvent.Outcome.STARTED:
+        return Badge("Not recorded", "neutral")
+    return Badge("Lookup failed", "neutral")
 
 
 def _wait_words(seconds: int | None) -> str:

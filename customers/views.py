@@ -1,25 +1,29 @@
 """Customer lookup pages: translate a request into one upstream call and its result into a page.
 
 Both views render `customers/lookup.html`: the whole page for a normal request, its `result`
-partial for an htmx request, so a deep link and an htmx swap show identical markup.
+partial for an htmx request, so a deep link and an htmx swap show identical markup. Every
+lookup goes through customers.audit first: no audit row, no lookup.
 """
 
 import uuid
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from customers import audit
 from customers.access import lookup_permission_required
 from customers.client import AlignError, customer_get
 from customers.forms import CustomerLookupForm
-from customers.presentation import INVALID_INPUT, describe_failure
+from customers.presentation import AUDIT_UNAVAILABLE, INVALID_INPUT, describe_failure
 from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
+from dashboard.log_context import bind_customer
 
 PAGE_TEMPLATE = "customers/lookup.html"
 
@@ -56,24 +60,57 @@ def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse
     customer_id = form.cleaned_data["customer_id"]
     if str(customer_id) != customer_ref:
         return redirect("customers:detail", customer_ref=customer_id, permanent=True)
-    return _lookup(request, customer_id)
+    return _lookup(request, customer_id, is_refresh=request.GET.get("refresh") == "1")
+
+
+@require_POST
+@lookup_permission_required
+def link_copied(request: HtmxHttpRequest, customer_id: uuid.UUID) -> HttpResponse:
+    """The Copy link button's beacon: who sent the KYC link to which customer, and when.
+
+    The copy itself happens in the browser whatever this answers; a failure here is logged.
+    """
+    bind_customer(customer_id)
+    try:
+        audit.record_link_copied(request, customer_id)
+    except audit.AuditUnavailable:
+        return HttpResponse(status=503)
+    return HttpResponse(status=204)
 
 
 def _lookup(
-    request: HtmxHttpRequest, customer_id: uuid.UUID, *, update_field_status: bool = False
+    request: HtmxHttpRequest,
+    customer_id: uuid.UUID,
+    *,
+    is_refresh: bool = False,
+    update_field_status: bool = False,
 ) -> HttpResponse:
+    bind_customer(customer_id)
     context = {
         "form": CustomerLookupForm(initial={"customer_id": customer_id}),
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
-    failure = None
     try:
-        context["customer"] = customer_get(customer_id=customer_id)
-    except AlignError as error:
-        context["failure"] = failure = describe_failure(error)
+        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh)
+    except audit.AuditUnavailable:
+        event = None
+        context["failure"] = failure = AUDIT_UNAVAILABLE
+    else:
+        failure = None
+        try:
+            context["customer"] = customer = customer_get(customer_id=customer_id)
+        except AlignError as error:
+            context["failure"] = failure = describe_failure(error)
+            audit.finish_lookup(event, error=error)
+        else:
+            audit.finish_lookup(event, customer=customer)
     response = _render(
-        request, context, status=failure.status if failure else 200, update_field_status=update_field_status
+        request,
+        context,
+        status=failure.status if failure else 200,
+        update_field_status=update_field_status,
+        lookup_recorded=event is not None,
     )
     if failure and failure.retry_after is not None:
         response["Retry-After"] = str(failure.retry_after)
@@ -94,12 +131,24 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
 
 
 def _render(
-    request: HtmxHttpRequest, context: dict, *, status: int = 200, update_field_status: bool = False
+    request: HtmxHttpRequest,
+    context: dict,
+    *,
+    status: int = 200,
+    update_field_status: bool = False,
+    lookup_recorded: bool = False,
 ) -> HttpResponse:
-    if _wants_fragment(request):
-        template = f"{PAGE_TEMPLATE}#result"
-        context = context | {"update_field_status": update_field_status}
-    else:
-        template = PAGE_TEMPLATE
-        context = context | {"demo_customers": DEMO_DESCRIPTIONS, "failure_drills": DRILL_DESCRIPTIONS}
-    return render(request, template, context, status=status)
+    """The whole page, or for htmx the result area plus, after a recorded lookup, Recent lookups."""
+    if not _wants_fragment(request):
+        context = context | {
+            "demo_customers": DEMO_DESCRIPTIONS,
+            "failure_drills": DRILL_DESCRIPTIONS,
+            "recent_lookups": audit.recent_lookups(request.user),
+        }
+        return render(request, PAGE_TEMPLATE, context, status=status)
+    context = context | {"update_field_status": update_field_status}
+    html = render_to_string(f"{PAGE_TEMPLATE}#result", context, request)
+    if lookup_recorded:
+        recent = {"recent_lookups": audit.recent_lookups(request.user), "swap_out_of_band": True}
+        html += render_to_string(f"{PAGE_TEMPLATE}#recent-lookups", context | recent, request)
+    return HttpResponse(html, status=status)

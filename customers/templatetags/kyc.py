@@ -1,6 +1,9 @@
 """Template filters over customers.presentation, so templates stay layout only."""
 
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -15,6 +18,20 @@ register.filter("customer_type_badge", presentation.customer_type_badge)
 register.filter("breakdown_label", presentation.breakdown_label)
 register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
 register.filter("web_link", presentation.web_link)
+
+
+@register.filter
+def when_short(moment: datetime) -> str:
+    """A time for a list: "14:02" today, "24 Nov 14:02" before, in the dashboard's time zone."""
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localdate():
+        return local.strftime("%H:%M")
+    return f"{local.day} {local:%b %H:%M}"
+
+
+@register.filter
+def seen_status_badge(event) -> presentation.Badge:
+    return presentation.seen_status_badge(event.outcome, event.kyc_status)
 
 
 @register.simple_tag

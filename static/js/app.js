@@ -79,7 +79,14 @@
     result.replaceChildren(card);
   }
 
+  // The Copy link button's audit beacon fails quietly: the copy has already happened, and the
+  // server logs why the record could not be written.
+  function isAuditBeacon(event) {
+    return Boolean(event.detail.elt && event.detail.elt.closest("[data-audit-beacon]"));
+  }
+
   document.addEventListener("htmx:responseError", function (event) {
+    if (isAuditBeacon(event)) return;
     const status = event.detail.xhr.status;
     if (status === 403) {
       showProblem("You don't have access to customer lookups",
@@ -90,7 +97,8 @@
     }
   });
 
-  document.addEventListener("htmx:sendError", function () {
+  document.addEventListener("htmx:sendError", function (event) {
+    if (isAuditBeacon(event)) return;
     showProblem("The dashboard could not be reached",
       "Check your connection, then try again.");
   });
