@@ -38,6 +38,8 @@ def run(stand_in, rounds: int) -> None:
         DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key",
         DJANGO_ALLOWED_HOSTS="testserver",
         DASHBOARD_DB_PATH=":memory:",
+        DJANGO_HTTPS_ONLY="0",
+        DASHBOARD_REQUIRE_2FA="0",
         ALIGN_API_BASE_URL=stand_in.base_url,
         ALIGN_API_KEY=STAND_IN_KEY,
     )

@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from dashboard.security import login_redirect
 
 LOOKUP_PERMISSION = "customers.lookup_customer"
+# Created by migration 0003 with exactly the lookup permission; how people are given access.
+COMPLIANCE_STAFF_GROUP = "Compliance staff"
 
 
 def lookup_permission_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -132,12 +132,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before SessionLifetimeMiddleware, which adds a message and answers htmx requests itself.
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "dashboard.log_context.LogContextMiddleware",
     "dashboard.security.SessionLifetimeMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -171,6 +172,14 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
+        # Every lookup writes its audit row first, from many threads at once: WAL lets pages read
+        # while a row is written, IMMEDIATE takes the write lock up front instead of failing a
+        # transaction half-way, and a writer waits up to 5 s for the lock before giving up.
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 5,
+        },
     }
 }
 
@@ -207,10 +216,14 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
-CSRF_COOKIE_SECURE = not DEBUG
+
+# HTTPS only: redirect plain HTTP, cookies only over TLS, and HSTS. Off only for debug runs and
+# for tests that serve plain HTTP on loopback (the load test).
+DJANGO_HTTPS_ONLY = env_bool("DJANGO_HTTPS_ONLY", not DEBUG)
+SESSION_COOKIE_SECURE = DJANGO_HTTPS_ONLY
+CSRF_COOKIE_SECURE = DJANGO_HTTPS_ONLY
 
 # Two-factor authentication (TOTP, with one-time recovery codes) for every user.
 DASHBOARD_REQUIRE_2FA = env_bool("DASHBOARD_REQUIRE_2FA", not DEBUG)
@@ -225,8 +238,8 @@ DASHBOARD_TRUSTED_PROXIES = env_list("DASHBOARD_TRUSTED_PROXIES", [])
 DJANGO_BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
 if DJANGO_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = not DEBUG
-SECURE_HSTS_SECONDS = 0 if DEBUG else 365 * 24 * 3600
+SECURE_SSL_REDIRECT = DJANGO_HTTPS_ONLY
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if DJANGO_HTTPS_ONLY else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True

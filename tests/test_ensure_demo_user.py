@@ -22,6 +22,8 @@ def test_creates_a_demo_login_that_may_look_customers_up(settings, capsys):
     assert user is not None
     assert user.has_perm("customers.lookup_customer")
     assert not user.is_superuser
+    assert list(user.groups.values_list("name", flat=True)) == ["Compliance staff"]
+    assert not user.user_permissions.exists()
     assert "'demo'" in capsys.readouterr().out
 
 

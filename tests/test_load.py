@@ -106,6 +106,9 @@ def server_env(slow_stand_in, tmp_path) -> dict[str, str]:
         "ALIGN_API_BASE_URL": slow_stand_in.base_url,
         "ALIGN_API_KEY": STAND_IN_KEY,
         "ALIGN_API_TIMEOUT": "5",
+        # Plain HTTP on loopback, password sign-in: the load is on lookups, not on TLS or 2FA.
+        "DJANGO_HTTPS_ONLY": "0",
+        "DASHBOARD_REQUIRE_2FA": "0",
     }
     run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env, timeout=60)
     run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env, timeout=60)

@@ -1,9 +1,14 @@
-"""Create the demo login for `make run`; refuses to run outside debug mode."""
+"""Create the demo login for `make run`; refuses to run outside debug mode.
+
+The demo user gets access the way real staff do: as a member of the "Compliance staff" group.
+"""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
+
+from customers.access import COMPLIANCE_STAFF_GROUP
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105  (a known local-only login; the command refuses to run outside debug)
@@ -19,7 +24,8 @@ class Command(BaseCommand):
         user.set_password(DEMO_PASSWORD)
         user.is_active = True
         user.save()
-        user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
+        user.user_permissions.remove(Permission.objects.get(codename="lookup_customer"))
+        user.groups.add(Group.objects.get(name=COMPLIANCE_STAFF_GROUP))
         verb = "Created" if created else "Reset"
         self.stdout.write(
             f"{verb} the demo login. Open http://127.0.0.1:8000 and log in as "
