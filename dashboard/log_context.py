@@ -33,6 +33,10 @@ class RequestContextFilter(logging.Filter):
         ):
             if not hasattr(record, name):
                 setattr(record, name, variable.get())
+        # Django logs a 4xx/5xx answer ("Not Found: /customers/…") after the middleware has
+        # reset the context, but hands the request along: take its request ID from there.
+        if record.request_id == "-":
+            record.request_id = getattr(getattr(record, "request", None), "request_id", "-")
         return True
 
 

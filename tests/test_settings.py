@@ -1,5 +1,6 @@
 """Settings come from the environment, with clear errors for bad or missing values."""
 
+import re
 import runpy
 
 import pytest
@@ -20,6 +21,13 @@ def load_settings(monkeypatch, **environment) -> dict:
         "ALIGN_API_KEY",
         "ALIGN_API_TIMEOUT",
         "ALIGN_API_KEY_HEADER",
+        "DASHBOARD_SESSION_IDLE_MINUTES",
+        "DASHBOARD_SESSION_MAX_HOURS",
+        "DASHBOARD_REQUIRE_2FA",
+        "DASHBOARD_TRUSTED_PROXIES",
+        "DJANGO_BEHIND_TLS_PROXY",
+        "DASHBOARD_LOG_FORMAT",
+        "DJANGO_HTTPS_ONLY",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
@@ -79,3 +87,99 @@ def test_environment_values_are_read(monkeypatch):
 def test_bad_values_fail_at_start_up_with_a_clear_message(monkeypatch, name, value, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         load_settings(monkeypatch, **(PRODUCTION_LIKE | {name: value}))
+
+
+# --- Security and compliance settings --------------------------------------------------------------
+
+
+def test_two_factor_is_required_by_default_in_production(monkeypatch):
+    assert load_settings(monkeypatch, **PRODUCTION_LIKE)["DASHBOARD_REQUIRE_2FA"] is True
+
+
+def test_two_factor_is_off_by_default_in_debug(monkeypatch):
+    assert load_settings(monkeypatch, DJANGO_DEBUG="1")["DASHBOARD_REQUIRE_2FA"] is False
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        (PRODUCTION_LIKE | {"DASHBOARD_REQUIRE_2FA": "0"}, False),
+        ({"DJANGO_DEBUG": "1", "DASHBOARD_REQUIRE_2FA": "1"}, True),
+    ],
+)
+def test_two_factor_can_be_set_explicitly(monkeypatch, environment, expected):
+    assert load_settings(monkeypatch, **environment)["DASHBOARD_REQUIRE_2FA"] is expected
+
+
+def test_session_limits_default_to_thirty_minutes_idle_and_twelve_hours(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE)
+    assert loaded["SESSION_COOKIE_AGE"] == 30 * 60
+    assert loaded["SESSION_SAVE_EVERY_REQUEST"] is True
+    assert loaded["SESSION_EXPIRE_AT_BROWSER_CLOSE"] is True
+    assert loaded["DASHBOARD_SESSION_MAX_HOURS"] == 12
+
+
+def test_idle_minutes_set_the_session_cookie_age(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_SESSION_IDLE_MINUTES="15")
+    assert loaded["SESSION_COOKIE_AGE"] == 15 * 60
+
+
+def test_max_hours_are_read(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_SESSION_MAX_HOURS="8")
+    assert loaded["DASHBOARD_SESSION_MAX_HOURS"] == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DASHBOARD_SESSION_IDLE_MINUTES", "0", "DASHBOARD_SESSION_IDLE_MINUTES must be between 1 and 1440"),
+        ("DASHBOARD_SESSION_IDLE_MINUTES", "abc", "DASHBOARD_SESSION_IDLE_MINUTES must be a whole number"),
+        ("DASHBOARD_SESSION_IDLE_MINUTES", "-5", "must be between 1 and 1440; got '-5'"),
+        ("DASHBOARD_SESSION_MAX_HOURS", "0", "DASHBOARD_SESSION_MAX_HOURS must be between 1 and 168"),
+        ("DASHBOARD_SESSION_MAX_HOURS", "12.5", "DASHBOARD_SESSION_MAX_HOURS must be a whole number"),
+        ("DASHBOARD_REQUIRE_2FA", "sometimes", "DASHBOARD_REQUIRE_2FA must be one of"),
+        ("DJANGO_BEHIND_TLS_PROXY", "maybe", "DJANGO_BEHIND_TLS_PROXY must be one of"),
+    ],
+)
+def test_bad_security_values_fail_at_start_up_with_a_clear_message(monkeypatch, name, value, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        load_settings(monkeypatch, **(PRODUCTION_LIKE | {name: value}))
+
+
+def test_trusted_proxies_are_read_as_a_list(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_TRUSTED_PROXIES="10.0.0.2, 10.0.0.3")
+    assert loaded["DASHBOARD_TRUSTED_PROXIES"] == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_no_proxy_is_trusted_by_default(monkeypatch):
+    assert load_settings(monkeypatch, **PRODUCTION_LIKE)["DASHBOARD_TRUSTED_PROXIES"] == []
+
+
+def test_log_format_defaults_to_json_in_production(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE)
+    assert loaded["DASHBOARD_LOG_FORMAT"] == "json"
+    assert loaded["LOGGING"]["handlers"]["console"]["formatter"] == "json"
+
+
+def test_log_format_defaults_to_text_in_debug(monkeypatch):
+    loaded = load_settings(monkeypatch, DJANGO_DEBUG="1")
+    assert loaded["DASHBOARD_LOG_FORMAT"] == "text"
+    assert loaded["LOGGING"]["handlers"]["console"]["formatter"] == "text"
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        (PRODUCTION_LIKE | {"DASHBOARD_LOG_FORMAT": "Text"}, "text"),
+        ({"DJANGO_DEBUG": "1", "DASHBOARD_LOG_FORMAT": "json"}, "json"),
+    ],
+)
+def test_log_format_can_be_chosen_either_way(monkeypatch, environment, expected):
+    loaded = load_settings(monkeypatch, **environment)
+    assert loaded["LOGGING"]["handlers"]["console"]["formatter"] == expected
+
+
+@pytest.mark.parametrize("value", ["yaml", "logfmt"])
+def test_invalid_log_format_fails_at_start_up(monkeypatch, value):
+    with pytest.raises(ImproperlyConfigured, match="DASHBOARD_LOG_FORMAT must be json or text"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_LOG_FORMAT=value)
