@@ -133,6 +133,15 @@ def test_fifth_wrong_password_shows_the_locked_out_page(client, staff_user):
 
 
 @pytest.mark.django_db
+def test_locked_out_page_states_the_configured_limit_and_cool_off(client, staff_user, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.AXES_COOLOFF_TIME = timedelta(minutes=30)
+    response = fail_logins(client, 3)
+    assert response.status_code == 429
+    assert "locked on this computer for 30 minutes after 3 wrong passwords" in response.content.decode()
+
+
+@pytest.mark.django_db
 def test_locked_out_user_is_refused_even_with_the_right_password(client, staff_user):
     fail_logins(client, 5)
     response = log_in(client)
