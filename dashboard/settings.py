@@ -138,6 +138,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "dashboard.log_context.LogContextMiddleware",
     "dashboard.security.SessionLifetimeMiddleware",
+    "dashboard.two_factor.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
     "axes.middleware.AxesMiddleware",
