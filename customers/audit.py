@@ -61,8 +61,12 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
     """Record how the lookup ended. Never raises: the result must reach the user regardless."""
     if customer is not None:
         event.outcome = Outcome.FOUND
-        status = customer.kycs.status if customer.kycs is not None else None
-        event.kyc_status = str(status)[:40] if status is not None else ""
+        if customer.kycs is None:
+            event.kyc_status = ""
+        elif customer.kycs.status is None:
+            event.kyc_status = AuditEvent.KYC_STATUS_NOT_SENT
+        else:
+            event.kyc_status = str(customer.kycs.status)[:40]
     else:
         event.outcome = outcome_of_failure(error)
     try:
@@ -80,9 +84,7 @@ def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
 def recent_lookups(user) -> list[AuditEvent] | None:
     """The user's last distinct customers with what was seen the last time; None if unreadable."""
     lookups = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.LOOKUP)
-    latest_ids = (
-        lookups.values("customer_id").annotate(latest=Max("id")).order_by("-latest").values("latest")
-    )
+    latest_ids = lookups.values("customer_id").annotate(latest=Max("id")).order_by("-latest").values("latest")
     try:
         return list(lookups.filter(id__in=latest_ids[:RECENT_LOOKUPS_SHOWN]).order_by("-id"))
     except DatabaseError:

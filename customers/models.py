@@ -48,6 +48,10 @@ class AuditEvent(models.Model):
         NOT_CONFIGURED = "not_configured", "API key not configured"
         COPIED = "copied", "Link copied"
 
+    # Stored in kyc_status when Align sent a KYC record whose overall status was null; an empty
+    # kyc_status means the customer has no KYC record at all.
+    KYC_STATUS_NOT_SENT = "(not sent)"
+
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

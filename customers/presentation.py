@@ -48,6 +48,9 @@ STATUS_BADGES = {
     KycStatus.REJECTED: Badge("Rejected", "rejected"),
 }
 
+NOT_STARTED_BADGE = Badge("Not started", "neutral")
+UNKNOWN_STATUS_BADGE = Badge("Unknown", "neutral")
+
 SUB_STATUS_WORDS = {
     KycSubStatus.FORM_STARTED: (
         "Form started",
@@ -70,14 +73,14 @@ SUB_STATUS_WORDS = {
 def kyc_summary(kyc: Kyc | None) -> KycSummary:
     if kyc is None:
         return KycSummary(
-            badge=Badge("Not started", "neutral"),
+            badge=NOT_STARTED_BADGE,
             sub_status=None,
             explanation="No KYC on file yet.",
             next_step=None,
         )
     if kyc.status is None:
         return KycSummary(
-            badge=Badge("Unknown", "neutral"),
+            badge=UNKNOWN_STATUS_BADGE,
             sub_status=None,
             explanation="Align returned no overall status.",
             next_step="Check again later; if it persists, raise it with Align.",
@@ -214,7 +217,9 @@ def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
     """What a user saw at a past lookup, in the same badge words as the customer card."""
     if outcome == AuditEvent.Outcome.FOUND:
         if not kyc_status:
-            return Badge("No KYC", "neutral")
+            return NOT_STARTED_BADGE
+        if kyc_status == AuditEvent.KYC_STATUS_NOT_SENT:
+            return UNKNOWN_STATUS_BADGE
         try:
             return STATUS_BADGES[KycStatus(kyc_status)]
         except ValueError:

@@ -5,7 +5,9 @@ import inspect
 import pytest
 
 from customers import client
+from customers.models import AuditEvent
 from customers.presentation import (
+    AUDIT_UNAVAILABLE,
     INVALID_INPUT,
     UNRECOGNISED_NOTE,
     Badge,
@@ -15,6 +17,7 @@ from customers.presentation import (
     customer_type_badge,
     describe_failure,
     kyc_summary,
+    seen_status_badge,
     web_link,
 )
 from customers.records import (
@@ -366,3 +369,65 @@ def test_invalid_input_failure():
 )
 def test_failure_kind_tells_whether_retrying_can_help(error, kind):
     assert describe_failure(error).kind == kind
+
+
+# --- Past lookups and the audit log ---------------------------------------------------------------
+
+Outcome = AuditEvent.Outcome
+
+
+@pytest.mark.parametrize(
+    ("kyc_status", "badge"),
+    [
+        ("approved", Badge("Approved", "approved")),
+        ("pending", Badge("Pending", "pending")),
+        ("rejected", Badge("Rejected", "rejected")),
+        ("", Badge("Not started", "neutral")),
+        (AuditEvent.KYC_STATUS_NOT_SENT, Badge("Unknown", "neutral")),
+    ],
+)
+def test_seen_status_of_a_found_customer(kyc_status, badge):
+    assert seen_status_badge(Outcome.FOUND, kyc_status) == badge
+
+
+def test_seen_status_without_kyc_uses_the_words_of_the_customer_card():
+    assert seen_status_badge(Outcome.FOUND, "") == kyc_summary(None).badge
+    assert seen_status_badge(Outcome.FOUND, AuditEvent.KYC_STATUS_NOT_SENT) == kyc_summary(kyc(None)).badge
+
+
+@pytest.mark.parametrize("status", [KycStatus.APPROVED, KycStatus.PENDING, KycStatus.REJECTED])
+def test_seen_status_uses_the_words_and_colour_of_the_customer_card(status):
+    assert seen_status_badge(Outcome.FOUND, str(status)) == kyc_summary(kyc(status)).badge
+
+
+def test_seen_status_that_the_dashboard_does_not_know_is_shown_as_recorded_and_marked():
+    assert seen_status_badge(Outcome.FOUND, "approved_later") == Badge(
+        "approved_later", "neutral", recognised=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "badge"),
+    [
+        (Outcome.NOT_FOUND, Badge("Not found", "neutral")),
+        (Outcome.STARTED, Badge("Not recorded", "neutral")),
+        (Outcome.TIMEOUT, Badge("Lookup failed", "neutral")),
+        (Outcome.KEY_REJECTED, Badge("Lookup failed", "neutral")),
+        (Outcome.UNREACHABLE, Badge("Lookup failed", "neutral")),
+    ],
+)
+def test_seen_status_of_a_lookup_that_found_nobody(outcome, badge):
+    assert seen_status_badge(outcome, "") == badge
+
+
+def test_seen_status_ignores_a_kyc_status_on_anything_but_found():
+    assert seen_status_badge(Outcome.NOT_FOUND, "approved") == Badge("Not found", "neutral")
+    assert seen_status_badge(Outcome.STARTED, "approved") == Badge("Not recorded", "neutral")
+
+
+def test_audit_unavailable_is_a_transient_503_that_says_nothing_was_fetched():
+    assert AUDIT_UNAVAILABLE.status == 503
+    assert AUDIT_UNAVAILABLE.kind == "transient"
+    assert AUDIT_UNAVAILABLE.retry_after is None
+    assert "audit log can't be written" in AUDIT_UNAVAILABLE.title
+    assert "Nothing was fetched from Align" in AUDIT_UNAVAILABLE.sentence

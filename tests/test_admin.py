@@ -1,0 +1,377 @@
+"""The audit log in Django's admin: searchable, filterable, exportable, and never editable."""
+
+import csv
+import io
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
+
+from customers.admin import CSV_COLUMNS
+from customers.models import AuditEvent
+from customers.stub import DemoId
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/customers/auditevent/"
+ADA = uuid.UUID(DemoId.INDIVIDUAL_APPROVED)
+GRACE = uuid.UUID(DemoId.FORM_STARTED)
+# Shares its first four hex digits with ADA (3f2a...), and nothing more.
+NEIGHBOUR = uuid.UUID("3f2a0000-0000-4000-8000-000000000001")
+
+
+def change_url(event: AuditEvent) -> str:
+    return f"{CHANGELIST}{event.pk}/change/"
+
+
+def delete_url(event: AuditEvent) -> str:
+    return f"{CHANGELIST}{event.pk}/delete/"
+
+
+def listed(response) -> set[uuid.UUID]:
+    """The customer IDs of the rows the changelist shows."""
+    assert response.status_code == 200
+    return {event.customer_id for event in response.context["cl"].result_list}
+
+
+def csv_rows(response) -> list[list[str]]:
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith('attachment; filename="kyc-desk-audit-')
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(text)))
+
+
+def export(client: Client, *events: AuditEvent):
+    return client.post(
+        CHANGELIST, {"action": "export_csv", "_selected_action": [event.pk for event in events], "index": 0}
+    )
+
+
+@pytest.fixture
+def jane(django_user_model):
+    """The staff member whose lookups are on record; she has no admin access."""
+    return django_user_model.objects.create_user(username="jane", password="irrelevant-password")
+
+
+@pytest.fixture
+def event(jane) -> AuditEvent:
+    return AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.LOOKUP,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.FOUND,
+        kyc_status="approved",
+        client_ip="198.51.100.23",
+        request_id="0123456789ab",
+    )
+
+
+@pytest.fixture
+def events(event, jane, django_user_model) -> dict[str, AuditEvent]:
+    other = django_user_model.objects.create_user(username="olga", password="irrelevant-password")
+    return {
+        "ada": event,
+        "grace": AuditEvent.objects.create(
+            user=jane,
+            action=AuditEvent.Action.LOOKUP,
+            customer_id=GRACE,
+            outcome=AuditEvent.Outcome.NOT_FOUND,
+        ),
+        "neighbour": AuditEvent.objects.create(
+            user=other,
+            action=AuditEvent.Action.LINK_COPIED,
+            customer_id=NEIGHBOUR,
+            outcome=AuditEvent.Outcome.COPIED,
+        ),
+    }
+
+
+def admin_user_with(django_user_model, *codenames: str, username="auditor", is_staff=True):
+    user = django_user_model.objects.create_user(
+        username=username, password="irrelevant-password", is_staff=is_staff
+    )
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="customers", codename__in=codenames)
+    )
+    return user
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- Nobody writes, superusers included -----------------------------------------------------
+
+
+def test_superuser_sees_the_changelist(admin_client, events):
+    response = admin_client.get(CHANGELIST)
+    assert listed(response) == {ADA, GRACE, NEIGHBOUR}
+    assert "Add audit event" not in response.content.decode()
+
+
+def test_add_view_is_refused(admin_client):
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+    assert admin_client.post(f"{CHANGELIST}add/", {"outcome": "found"}).status_code == 403
+    assert AuditEvent.objects.count() == 0
+
+
+def test_change_view_is_read_only(admin_client, event):
+    response = admin_client.get(change_url(event))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert str(ADA) in html
+    assert 'name="_save"' not in html
+    assert 'name="_continue"' not in html
+    assert 'name="outcome"' not in html
+    assert 'name="customer_id"' not in html
+    assert "Delete" not in html
+
+
+def test_change_view_post_is_refused_and_changes_nothing(admin_client, event):
+    response = admin_client.post(
+        change_url(event),
+        {"outcome": "not_found", "customer_id": str(GRACE), "action": "lookup", "user": event.user_id},
+    )
+    assert response.status_code == 403
+    event.refresh_from_db()
+    assert (event.outcome, event.customer_id) == (AuditEvent.Outcome.FOUND, ADA)
+
+
+def test_delete_view_is_refused_and_the_row_stays(admin_client, event):
+    assert admin_client.get(delete_url(event)).status_code == 403
+    assert admin_client.post(delete_url(event), {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_bulk_delete_is_not_offered_and_cannot_be_posted(admin_client, events):
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'value="delete_selected"' not in html
+    assert 'value="export_csv"' in html
+    admin_client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [e.pk for e in events.values()], "post": "yes"},
+    )
+    assert AuditEvent.objects.count() == 3
+
+
+def test_history_view_does_not_expose_a_way_to_edit(admin_client, event):
+    response = admin_client.get(f"{CHANGELIST}{event.pk}/history/")
+    assert response.status_code == 200
+    assert 'name="_save"' not in response.content.decode()
+
+
+# --- Search by customer ID ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        pytest.param(str(ADA), id="full-id"),
+        pytest.param(f"  {str(ADA).upper()}  ", id="upper-case-with-spaces"),
+        pytest.param(str(ADA).replace("-", ""), id="32-hex-digits"),
+        pytest.param(f"https://kyc-desk.example/customers/{ADA}/", id="dashboard-link"),
+        pytest.param(f"urn:uuid:{ADA}", id="urn"),
+        pytest.param(str(ADA)[:8], id="8-char-prefix"),
+        pytest.param(str(ADA)[:8].upper(), id="upper-case-prefix"),
+        pytest.param(str(ADA)[:13], id="prefix-across-a-hyphen"),
+        pytest.param("3f2a9", id="5-char-prefix"),
+    ],
+)
+def test_search_finds_the_customer_and_no_other(admin_client, events, term):
+    assert listed(admin_client.get(CHANGELIST, {"q": term})) == {ADA}
+
+
+def test_short_prefix_shared_by_two_customers_finds_both(admin_client, events):
+    assert listed(admin_client.get(CHANGELIST, {"q": "3f2a"})) == {ADA, NEIGHBOUR}
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        pytest.param("Ada Lovelace", id="a-name"),
+        pytest.param("3f2", id="under-four-characters"),
+        pytest.param("----", id="only-hyphens"),
+        pytest.param("3f2a9c1g", id="not-hex"),
+        pytest.param("found", id="an-outcome"),
+        pytest.param("%", id="sql-wildcard"),
+        pytest.param("_f2a", id="sql-single-wildcard"),
+        pytest.param(str(uuid.uuid4()), id="an-unknown-id"),
+    ],
+)
+def test_search_that_is_not_an_id_or_its_start_finds_nothing(admin_client, events, term):
+    assert listed(admin_client.get(CHANGELIST, {"q": term})) == set()
+
+
+def test_empty_search_lists_everything(admin_client, events):
+    assert listed(admin_client.get(CHANGELIST, {"q": "   "})) == {ADA, GRACE, NEIGHBOUR}
+
+
+# --- Filters --------------------------------------------------------------------------------
+
+
+def test_filter_by_outcome(admin_client, events):
+    assert listed(admin_client.get(CHANGELIST, {"outcome__exact": "found"})) == {ADA}
+    assert listed(admin_client.get(CHANGELIST, {"outcome__exact": "not_found"})) == {GRACE}
+
+
+def test_filter_by_user(admin_client, events, jane):
+    assert listed(admin_client.get(CHANGELIST, {"user__id__exact": jane.pk})) == {ADA, GRACE}
+    other = events["neighbour"].user
+    assert listed(admin_client.get(CHANGELIST, {"user__id__exact": other.pk})) == {NEIGHBOUR}
+
+
+def test_filter_by_action(admin_client, events):
+    assert listed(admin_client.get(CHANGELIST, {"action__exact": "link_copied"})) == {NEIGHBOUR}
+
+
+def test_filter_by_refresh(admin_client, events):
+    AuditEvent.objects.filter(pk=events["grace"].pk).update(is_refresh=True)
+    assert listed(admin_client.get(CHANGELIST, {"is_refresh__exact": "1"})) == {GRACE}
+
+
+def test_filter_and_search_combine(admin_client, events, jane):
+    response = admin_client.get(CHANGELIST, {"q": "3f2a", "user__id__exact": jane.pk})
+    assert listed(response) == {ADA}
+
+
+def test_user_filter_offers_only_users_with_events(admin_client, events, django_user_model):
+    django_user_model.objects.create_user(username="never-looked", password="irrelevant-password")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "olga" in html
+    assert "never-looked" not in html
+
+
+# --- CSV export -----------------------------------------------------------------------------
+
+
+def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane):
+    response = export(admin_client, events["ada"], events["grace"])
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    header, *rows = csv_rows(response)
+    assert header == CSV_COLUMNS
+    assert len(rows) == 2
+    ada = dict(zip(header, rows[0], strict=True))
+    assert ada == {
+        "occurred_at": events["ada"].occurred_at.isoformat(),
+        "user_id": str(jane.pk),
+        "username": "jane",
+        "action": "lookup",
+        "customer_id": str(ADA),
+        "outcome": "found",
+        "kyc_status": "approved",
+        "is_refresh": "False",
+        "client_ip": "198.51.100.23",
+        "request_id": "0123456789ab",
+    }
+    grace = dict(zip(header, rows[1], strict=True))
+    assert (grace["customer_id"], grace["outcome"], grace["client_ip"]) == (str(GRACE), "not_found", "")
+
+
+def test_export_leaves_out_unselected_rows(admin_client, events):
+    header, *rows = csv_rows(export(admin_client, events["neighbour"]))
+    assert [row[header.index("customer_id")] for row in rows] == [str(NEIGHBOUR)]
+
+
+def test_export_is_oldest_first(admin_client, events):
+    header, *rows = csv_rows(export(admin_client, *reversed(events.values())))
+    assert [row[header.index("customer_id")] for row in rows] == [str(ADA), str(GRACE), str(NEIGHBOUR)]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_escapes_cells_a_spreadsheet_would_run_as_formulas(admin_client, django_user_model, start):
+    username = f"{start}cmd|' /C calc'!A0"
+    user = django_user_model.objects.create_user(username=username, password="irrelevant-password")
+    AuditEvent.objects.create(
+        user=user,
+        action=AuditEvent.Action.LOOKUP,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.FOUND,
+        kyc_status=f'{start}HYPERLINK("https://evil.example")',
+    )
+    header, row = csv_rows(export(admin_client, *AuditEvent.objects.all()))
+    exported = dict(zip(header, row, strict=True))
+    assert exported["username"] == "'" + username
+    assert exported["kyc_status"] == f'\'{start}HYPERLINK("https://evil.example")'
+
+
+def test_export_leaves_harmless_cells_alone(admin_client, event):
+    header, row = csv_rows(export(admin_client, event))
+    exported = dict(zip(header, row, strict=True))
+    assert exported["username"] == "jane"
+    assert exported["kyc_status"] == "approved"
+
+
+# --- Who may read and export ----------------------------------------------------------------
+
+
+def test_view_permission_alone_reads_but_cannot_export(django_user_model, events):
+    client = client_for(admin_user_with(django_user_model, "view_auditevent"))
+    response = client.get(CHANGELIST)
+    assert listed(response) == {ADA, GRACE, NEIGHBOUR}
+    html = response.content.decode()
+    assert 'value="export_csv"' not in html
+    # Without the permission the action does not exist, so Django shows the changelist again.
+    refused = export(client, events["ada"])
+    assert refused.status_code == 200
+    assert refused["Content-Type"].startswith("text/html")
+    assert "Content-Disposition" not in refused
+    assert refused.context["cl"].model is AuditEvent
+
+
+def test_view_permission_alone_cannot_change_or_delete(django_user_model, event):
+    client = client_for(admin_user_with(django_user_model, "view_auditevent"))
+    assert client.get(change_url(event)).status_code == 200
+    assert client.post(change_url(event), {"outcome": "not_found"}).status_code == 403
+    assert client.post(delete_url(event), {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.get(pk=event.pk).outcome == AuditEvent.Outcome.FOUND
+
+
+def test_view_and_export_permissions_export(django_user_model, events):
+    client = client_for(admin_user_with(django_user_model, "view_auditevent", "export_auditevent"))
+    assert 'value="export_csv"' in client.get(CHANGELIST).content.decode()
+    header, *rows = csv_rows(export(client, events["ada"]))
+    assert header == CSV_COLUMNS
+    assert [row[header.index("customer_id")] for row in rows] == [str(ADA)]
+
+
+def test_export_permission_without_view_permission_opens_nothing(django_user_model, events):
+    client = client_for(admin_user_with(django_user_model, "export_auditevent"))
+    assert client.get(CHANGELIST).status_code == 403
+    refused = export(client, events["ada"])
+    assert refused.status_code == 403
+
+
+def test_non_staff_user_with_every_permission_is_sent_to_the_admin_login(django_user_model, events):
+    user = django_user_model.objects.create_user(
+        username="root", password="irrelevant-password", is_staff=False, is_superuser=True
+    )
+    client = client_for(user)
+    for path in ("/admin/", CHANGELIST):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/?next=")
+    refused = export(client, events["ada"])
+    assert refused.status_code == 302
+    assert "Content-Disposition" not in refused
+
+
+def test_compliance_staff_cannot_open_the_admin(django_user_model):
+    user = django_user_model.objects.create_user(username="clerk", password="irrelevant-password")
+    user.groups.add(Group.objects.get(name="Compliance staff"))
+    client = client_for(user)
+    for path in ("/admin/", CHANGELIST):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/?next=")
+
+
+def test_compliance_staff_with_admin_access_still_cannot_see_the_audit_log(django_user_model):
+    user = django_user_model.objects.create_user(
+        username="clerk", password="irrelevant-password", is_staff=True
+    )
+    user.groups.add(Group.objects.get(name="Compliance staff"))
+    assert client_for(user).get(CHANGELIST).status_code == 403

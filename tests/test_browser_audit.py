@@ -1,0 +1,161 @@
+"""The audit trail as staff meet it in a real headless Chromium, against the local stand-in.
+
+These prove what the view tests cannot: that the Copy link button's beacon really reaches the
+audit log, that a failing beacon never gets in the way of the copy, and that the recent lookups
+list follows the lookups out-of-band, without a reload.
+"""
+
+import os
+import re
+import uuid
+
+import pytest
+from django.db import OperationalError
+from playwright.sync_api import Page, expect
+
+from customers.models import AuditEvent
+from customers.stub import DEMO_CUSTOMERS, DemoId
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ADA = str(DemoId.INDIVIDUAL_APPROVED)
+GRACE = str(DemoId.FORM_STARTED)
+ADA_LINK = DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"]
+COPY_LINK = "button[data-copy-source='#kyc-flow-link']"
+
+
+def look_up(page: Page, text: str) -> None:
+    field = page.get_by_label("Customer ID", exact=True)
+    field.fill(text)
+    field.press("Enter")
+
+
+def beacon(customer_id: str) -> str:
+    return f"/customers/{customer_id}/link-copied/"
+
+
+@pytest.fixture
+def clipboard_page(logged_in_page, dashboard_url):
+    logged_in_page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dashboard_url)
+    return logged_in_page
+
+
+def test_copy_link_copies_and_records_who_copied_it(clipboard_page, staff_user):
+    page = clipboard_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    with page.expect_response(lambda response: response.url.endswith(beacon(ADA))) as answer:
+        page.locator(COPY_LINK).click()
+    assert answer.value.status == 204
+    expect(page.locator(COPY_LINK)).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == ADA_LINK
+    copied = AuditEvent.objects.filter(action=AuditEvent.Action.LINK_COPIED)
+    assert [(event.user_id, event.customer_id, event.outcome) for event in copied] == [
+        (staff_user.pk, uuid.UUID(ADA), AuditEvent.Outcome.COPIED)
+    ]
+
+
+def test_copy_id_is_not_a_link_copy_and_records_nothing(clipboard_page):
+    page = clipboard_page
+    look_up(page, ADA)
+    button = page.locator("button[data-copy-done='Copied ID']")
+    button.click()
+    expect(button).to_have_text("Copied ID")
+    assert page.evaluate("navigator.clipboard.readText()") == ADA
+    page.wait_for_timeout(300)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.LINK_COPIED).exists()
+
+
+def refuse_audit_writes(self, *args, **kwargs):
+    raise OperationalError("database is locked")
+
+
+@pytest.mark.parametrize("failure", ["server-error", "network-error", "audit-log-unavailable"])
+def test_a_failing_beacon_never_gets_in_the_way_of_the_copy(clipboard_page, monkeypatch, failure):
+    page = clipboard_page
+    if failure == "server-error":
+        page.route(re.compile(r"/link-copied/$"), lambda route: route.fulfill(status=500, body="boom"))
+    elif failure == "network-error":
+        page.route(re.compile(r"/link-copied/$"), lambda route: route.abort("connectionreset"))
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    if failure == "audit-log-unavailable":
+        # The live server runs in this process: from now on it cannot write audit rows, so the
+        # beacon itself answers 503.
+        monkeypatch.setattr(AuditEvent, "save", refuse_audit_writes)
+    page.evaluate("window.__noReload = true")
+    button = page.locator(COPY_LINK)
+    with page.expect_request(lambda request: request.url.endswith(beacon(ADA))) as sent:
+        button.click()
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == ADA_LINK
+    if failure != "network-error":
+        answer = sent.value.response()
+        assert answer.status == (503 if failure == "audit-log-unavailable" else 500)
+    page.wait_for_timeout(300)  # let any error handler run before looking for its card
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator("#result .failure-card")).to_have_count(0)
+    expect(page.locator("[role=alert]")).to_have_count(0)
+    assert page.evaluate("window.__noReload") is True
+
+
+# --- Recent lookups -------------------------------------------------------------------------
+
+
+def recent_ids(page: Page) -> list[str]:
+    return page.locator("#recent-lookups li a").evaluate_all("links => links.map(link => link.title)")
+
+
+def test_recent_lookups_follow_each_lookup_without_a_reload(logged_in_page, dashboard_url):
+    page = logged_in_page
+    recent = page.locator("#recent-lookups")
+    expect(recent).to_contain_text("Customers you look up appear here")
+    page.evaluate("window.__noReload = true")
+
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(recent.locator("li")).to_have_count(1)
+    look_up(page, GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    expect(recent.locator("li")).to_have_count(2)
+
+    assert recent_ids(page) == [GRACE, ADA]
+    expect(recent.locator("li").nth(0)).to_contain_text("Pending")
+    expect(recent.locator("li").nth(1)).to_contain_text("Approved")
+    expect(recent).not_to_contain_text("Ada")
+    expect(recent).not_to_contain_text("Grace")
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_clicking_a_recent_lookup_loads_that_customer_in_place(logged_in_page, dashboard_url):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    look_up(page, GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    expect(page.locator("#recent-lookups li")).to_have_count(2)
+    page.evaluate("window.__noReload = true")
+
+    page.locator(f"#recent-lookups a[title='{ADA}']").click()
+
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page).to_have_url(f"{dashboard_url}/customers/{ADA}/")
+    expect(page.locator("#recent-lookups li a").first).to_have_attribute("title", ADA)
+    assert recent_ids(page) == [ADA, GRACE]
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_refresh_is_recorded_as_a_refresh(logged_in_page, staff_user):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    fetched_before = page.locator(".fetched-at").get_attribute("datetime")
+    page.get_by_role("link", name="Refresh").click()
+    expect(page.locator(".fetched-at")).not_to_have_attribute("datetime", fetched_before)
+    lookups = AuditEvent.objects.filter(user=staff_user, action=AuditEvent.Action.LOOKUP).order_by("id")
+    assert [(event.customer_id, event.is_refresh) for event in lookups] == [
+        (uuid.UUID(ADA), False),
+        (uuid.UUID(ADA), True),
+    ]

@@ -1,0 +1,120 @@
+"""The compliance groups that migration 0003 creates: exactly the permissions each job needs."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+
+from customers.models import AuditEvent
+
+STAFF = "Compliance staff"
+AUDITORS = "Compliance auditors"
+EXPECTED_GROUPS = {
+    STAFF: {"customers.lookup_customer"},
+    AUDITORS: {"customers.view_auditevent", "customers.export_auditevent"},
+}
+AUDIT_LOG = "/admin/customers/auditevent/"
+
+
+def group_permissions() -> dict[str, set[str]]:
+    return {
+        group.name: {
+            f"{permission.content_type.app_label}.{permission.codename}"
+            for permission in group.permissions.select_related("content_type")
+        }
+        for group in Group.objects.filter(name__in=EXPECTED_GROUPS)
+    }
+
+
+def member_of(django_user_model, group_name: str | None, *, is_staff=False) -> Client:
+    user = django_user_model.objects.create_user(
+        username="member", password="irrelevant-password", is_staff=is_staff
+    )
+    if group_name:
+        user.groups.add(Group.objects.get(name=group_name))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def latest_customers_migration() -> tuple[str, str]:
+    return MigrationExecutor(connection).loader.graph.leaf_nodes("customers")[0]
+
+
+@pytest.mark.django_db
+def test_the_groups_hold_exactly_their_permissions():
+    assert group_permissions() == EXPECTED_GROUPS
+
+
+@pytest.mark.django_db
+def test_the_permissions_the_groups_name_are_the_ones_the_code_checks(django_user_model):
+    staff = django_user_model.objects.create_user(username="clerk", password="irrelevant-password")
+    staff.groups.add(Group.objects.get(name=STAFF))
+    auditor = django_user_model.objects.create_user(username="auditor", password="irrelevant-password")
+    auditor.groups.add(Group.objects.get(name=AUDITORS))
+    assert staff.has_perm("customers.lookup_customer")
+    assert not staff.has_perm("customers.view_auditevent")
+    assert auditor.has_perm("customers.view_auditevent")
+    assert auditor.has_perm("customers.export_auditevent")
+    assert not auditor.has_perm("customers.lookup_customer")
+
+
+@pytest.mark.django_db
+def test_nobody_can_be_given_change_or_delete_of_the_audit_log():
+    codenames = set(
+        Permission.objects.filter(
+            content_type__app_label="customers", content_type__model="auditevent"
+        ).values_list("codename", flat=True)
+    )
+    assert codenames == {"view_auditevent", "export_auditevent"}
+
+
+@pytest.mark.django_db
+def test_a_member_of_compliance_staff_can_look_customers_up(django_user_model):
+    response = member_of(django_user_model, STAFF).get("/customers/")
+    assert response.status_code == 200
+    assert b"Customer ID" in response.content
+
+
+@pytest.mark.django_db
+def test_a_user_in_no_group_is_told_which_permission_to_ask_for(django_user_model):
+    response = member_of(django_user_model, None).get("/customers/")
+    assert response.status_code == 403
+    assert b"customers.lookup_customer" in response.content
+
+
+@pytest.mark.django_db
+def test_a_compliance_auditor_reads_the_audit_log_but_cannot_look_customers_up(django_user_model):
+    client = member_of(django_user_model, AUDITORS, is_staff=True)
+    AuditEvent.objects.create(
+        user=django_user_model.objects.get(),
+        action=AuditEvent.Action.LOOKUP,
+        customer_id="3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91",
+        outcome=AuditEvent.Outcome.NOT_FOUND,
+    )
+    assert client.get(AUDIT_LOG).status_code == 200
+    assert 'value="export_csv"' in client.get(AUDIT_LOG).content.decode()
+    assert client.get("/customers/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reversing_and_reapplying_0003_leaves_the_same_groups():
+    latest = latest_customers_migration()
+    call_command("migrate", "customers", "0002", verbosity=0)
+    assert not Group.objects.filter(name__in=EXPECTED_GROUPS).exists()
+    call_command("migrate", "customers", latest[1], verbosity=0)
+    assert group_permissions() == EXPECTED_GROUPS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reapplying_0003_restores_groups_an_administrator_changed():
+    """Permissions added to a group by hand do not survive the migration: the sets stay exact."""
+    latest = latest_customers_migration()
+    call_command("migrate", "customers", "0002", verbosity=0)
+    staff = Group.objects.create(name=STAFF)
+    staff.permissions.add(Permission.objects.get(codename="view_auditevent"))
+    call_command("migrate", "customers", latest[1], verbosity=0)
+    assert group_permissions() == EXPECTED_GROUPS
+    assert AuditEvent.objects.count() == 0
