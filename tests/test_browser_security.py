@@ -118,3 +118,33 @@ def test_whole_workflow_runs_under_the_policy_without_a_single_violation(
 
     assert csp_violations == []
     assert page.evaluate("window.__cspViolations") == []
+
+
+def test_htmx_runs_without_injected_styles_eval_or_script_execution(
+    browser_page, dashboard_url, staff_user, csp_violations
+):
+    """htmx is told by its meta config not to add a <style> (which the policy would block),
+    never to eval, and never to run scripts inside swapped content."""
+    page = browser_page
+    page.goto(f"{dashboard_url}/accounts/login/")
+    log_in(page, dashboard_url)
+    page.get_by_label("Customer ID", exact=True).fill(ADA)
+    page.get_by_label("Customer ID", exact=True).press("Enter")
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    config = page.evaluate(
+        """() => ({
+            includeIndicatorStyles: htmx.config.includeIndicatorStyles,
+            allowEval: htmx.config.allowEval,
+            allowScriptTags: htmx.config.allowScriptTags,
+            historyCacheSize: htmx.config.historyCacheSize,
+            styleElements: document.querySelectorAll("style").length,
+        })"""
+    )
+    assert config == {
+        "includeIndicatorStyles": False,
+        "allowEval": False,
+        "allowScriptTags": False,
+        "historyCacheSize": 0,
+        "styleElements": 0,
+    }
+    assert csp_violations == []
