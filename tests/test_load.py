@@ -15,11 +15,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,7 +236,7 @@ def percentile_ms(seconds: list[float], percent: int) -> float:
 
 
 @pytest.mark.load
-def test_concurrent_lookups_each_show_their_own_customer(gunicorn_url, slow_stand_in):
+def test_concurrent_lookups_each_show_their_own_customer(gunicorn_url, slow_stand_in, server_env):
     login_started = time.perf_counter()
     with ThreadPoolExecutor(LOGINS_AT_ONCE) as pool:
         sessions = list(pool.map(logged_in_session, [gunicorn_url] * CLIENTS))
@@ -261,3 +263,13 @@ def test_concurrent_lookups_each_show_their_own_customer(gunicorn_url, slow_stan
         (str(lookup.demo_id), lookup.fragment, why) for lookup in lookups if (why := what_is_wrong(lookup))
     ]
     assert not wrong, f"{len(wrong)} of {len(lookups)} lookups wrong (id, fragment, why), e.g. {wrong[:5]}"
+    # Twenty threads writing audit rows into one SQLite file: none may be lost or left unfinished.
+    assert audit_outcomes(server_env["DASHBOARD_DB_PATH"]) == {("lookup", "found"): LOOKUPS}
+
+
+def audit_outcomes(database_path: str) -> dict[tuple[str, str], int]:
+    with closing(sqlite3.connect(database_path)) as database:
+        rows = database.execute(
+            "SELECT action, outcome, COUNT(*) FROM customers_auditevent GROUP BY action, outcome"
+        ).fetchall()
+    return {(action, outcome): count for action, outcome, count in rows}
