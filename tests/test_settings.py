@@ -183,3 +183,17 @@ def test_log_format_can_be_chosen_either_way(monkeypatch, environment, expected)
 def test_invalid_log_format_fails_at_start_up(monkeypatch, value):
     with pytest.raises(ImproperlyConfigured, match="DASHBOARD_LOG_FORMAT must be json or text"):
         load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_LOG_FORMAT=value)
+
+
+def test_https_only_can_be_turned_off_for_plain_http_on_loopback(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE, DJANGO_HTTPS_ONLY="0")
+    assert loaded["SECURE_SSL_REDIRECT"] is False
+    assert loaded["SESSION_COOKIE_SECURE"] is False
+    assert loaded["CSRF_COOKIE_SECURE"] is False
+    assert loaded["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_https_only_is_off_in_debug(monkeypatch):
+    loaded = load_settings(monkeypatch, DJANGO_DEBUG="1")
+    assert loaded["DJANGO_HTTPS_ONLY"] is False
+    assert loaded["SECURE_SSL_REDIRECT"] is False
