@@ -80,7 +80,7 @@ def test_user_without_permission_gets_403_saying_what_to_ask_for(client, django_
     response = client.get("/customers/")
     assert response.status_code == 403
     assert b"customers.lookup_customer" in response.content
-    assert b"Ask an administrator" in response.content
+    assert b"add you to the <strong>Compliance staff</strong> group" in response.content
 
 
 def test_user_without_permission_never_reaches_align(client, django_user_model, align):

@@ -90,7 +90,7 @@
     const status = event.detail.xhr.status;
     if (status === 403) {
       showProblem("You don't have access to customer lookups",
-        "Ask an administrator for the customers.lookup_customer permission.");
+        "Ask an administrator to add you to the Compliance staff group (customers.lookup_customer).");
     } else {
       showProblem("Something went wrong on our side (HTTP " + status + ")",
         "The error was logged. Try again; if it keeps happening, tell an administrator.");
