@@ -219,6 +219,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_AGE = None  # like the session cookie, gone when the browser closes
 
 # HTTPS only: redirect plain HTTP, cookies only over TLS, and HSTS. Off only for debug runs and
 # for tests that serve plain HTTP on loopback (the load test).

@@ -424,6 +424,8 @@ def test_csrf_cookie_is_secure_http_only_and_same_site(client, staff_user):
     assert cookie["secure"] is True
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Strict"
+    assert not cookie["expires"]
+    assert not cookie["max-age"]
 
 
 @pytest.mark.django_db
