@@ -21,7 +21,8 @@ from customers import audit
 from customers.access import lookup_permission_required
 from customers.client import AlignError, customer_get
 from customers.forms import CustomerLookupForm
-from customers.presentation import AUDIT_UNAVAILABLE, INVALID_INPUT, describe_failure
+from customers.presentation import AUDIT_UNAVAILABLE, INVALID_INPUT, LookupFailure, describe_failure
+from customers.records import Customer
 from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
 from dashboard.log_context import bind_customer
 
@@ -91,30 +92,41 @@ def _lookup(
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
-    try:
-        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh)
-    except audit.AuditUnavailable:
-        event = None
-        context["failure"] = failure = AUDIT_UNAVAILABLE
-    else:
-        failure = None
-        try:
-            context["customer"] = customer = customer_get(customer_id=customer_id)
-        except AlignError as error:
-            context["failure"] = failure = describe_failure(error)
-            audit.finish_lookup(event, error=error)
-        else:
-            audit.finish_lookup(event, customer=customer)
+    customer, failure, recorded = _audited_fetch(request, customer_id, is_refresh=is_refresh)
+    if customer is not None:
+        context["customer"] = customer
+    if failure is not None:
+        context["failure"] = failure
     response = _render(
         request,
         context,
         status=failure.status if failure else 200,
         update_field_status=update_field_status,
-        lookup_recorded=event is not None,
+        lookup_recorded=recorded,
     )
     if failure and failure.retry_after is not None:
         response["Retry-After"] = str(failure.retry_after)
     return response
+
+
+def _audited_fetch(
+    request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool
+) -> tuple[Customer | None, LookupFailure | None, bool]:
+    """Ask Align only once the lookup is on record, then record how it ended.
+
+    Returns the customer or the failure to show, and whether the lookup was recorded.
+    """
+    try:
+        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh)
+    except audit.AuditUnavailable:
+        return None, AUDIT_UNAVAILABLE, False
+    try:
+        customer = customer_get(customer_id=customer_id)
+    except AlignError as error:
+        audit.finish_lookup(event, error=error)
+        return None, describe_failure(error), True
+    audit.finish_lookup(event, customer=customer)
+    return customer, None, True
 
 
 def _invalid_input(
