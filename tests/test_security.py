@@ -506,6 +506,23 @@ def test_inline_code_detector_catches_each_kind(snippet):
         assert_no_inline_code(f"<html><body>{snippet}</body></html>")
 
 
+TEMPLATES = sorted((settings.BASE_DIR / "templates").rglob("*.html"))
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: str(path.relative_to(settings.BASE_DIR)))
+def test_no_template_holds_inline_code(template):
+    """Every page, including those no other test renders (two-factor, errors), at the source."""
+    source = template.read_text()
+    matches = {kind: pattern.search(source) for kind, pattern in INLINE_CODE.items()}
+    found = {kind: match.group(0) for kind, match in matches.items() if match}
+    assert not found, f"inline code in {template.name}: {found}"
+
+
+def test_template_scan_sees_the_pages():
+    names = {path.relative_to(settings.BASE_DIR / "templates").as_posix() for path in TEMPLATES}
+    assert {"base.html", "customers/lookup.html", "two_factor/setup.html", "registration/login.html"} <= names
+
+
 def test_inline_code_detector_passes_external_scripts_and_styles():
     assert_no_inline_code(
         '<html><head><script src="/static/js/app.js" defer></script>'
