@@ -92,6 +92,20 @@ def demo_body():
 
 
 @pytest.fixture
+def serve(align, customer_url, demo_body):
+    """Register Align's answer for a demo customer (Ada by default), optionally changed by a callback."""
+
+    def register(demo_id=DemoId.INDIVIDUAL_APPROVED, change=None, **kwargs):
+        body = demo_body(demo_id)
+        if change:
+            change(body)
+        align.get(customer_url(demo_id), json=body, **kwargs)
+        return body
+
+    return register
+
+
+@pytest.fixture
 def staff_user(django_user_model):
     user = django_user_model.objects.create_user(username=STAFF_USERNAME, password=STAFF_PASSWORD)
     user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))

@@ -64,20 +64,6 @@ def only_event() -> AuditEvent:
 
 
 @pytest.fixture
-def serve(align, customer_url, demo_body):
-    """Register Align's answer for a demo customer, optionally changed by a callback."""
-
-    def register(demo_id=ADA, change=None, **kwargs):
-        body = demo_body(demo_id)
-        if change:
-            change(body)
-        align.get(customer_url(demo_id), json=body, **kwargs)
-        return body
-
-    return register
-
-
-@pytest.fixture
 def audit_writes_fail(monkeypatch):
     """Every write of an audit row fails, as it does when the database is locked or full."""
 

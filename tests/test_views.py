@@ -36,20 +36,6 @@ def normalise_space(html: str) -> str:
     return re.sub(r"\s+", " ", html).strip()
 
 
-@pytest.fixture
-def serve(align, customer_url, demo_body):
-    """Register Align's answer for a demo customer, optionally changed by a callback."""
-
-    def register(demo_id=ADA, change=None, **kwargs):
-        body = demo_body(demo_id)
-        if change:
-            change(body)
-        align.get(customer_url(demo_id), json=body, **kwargs)
-        return body
-
-    return register
-
-
 # --- URLs and access ------------------------------------------------------------------------
 
 
