@@ -6,6 +6,7 @@ django-otp stores the devices and checks the codes (with its throttling); this m
 who must verify, walks a user through enrolment, and hands out recovery codes exactly once.
 """
 
+import functools
 import logging
 from base64 import b32encode
 from collections.abc import Callable, Iterable
@@ -80,9 +81,13 @@ class TwoFactorMiddleware:
 
 def _is_exempt(path: str) -> bool:
     """The pages an unverified user needs to get verified, or to give up and leave."""
-    if path.startswith(settings.STATIC_URL):
-        return True
-    return path in {reverse(name) for name in ("two_factor_setup", "two_factor_verify", "login", "logout")}
+    return path.startswith(settings.STATIC_URL) or path in _exempt_paths()
+
+
+@functools.cache
+def _exempt_paths() -> frozenset[str]:
+    """Resolved once: the middleware asks on every request of an unverified user."""
+    return frozenset(reverse(name) for name in ("two_factor_setup", "two_factor_verify", "login", "logout"))
 
 
 def _hold_at(request: HttpRequest, url_name: str) -> HttpResponse:
