@@ -40,10 +40,7 @@ class AuditUnavailable(Exception):
 
 
 def outcome_of_failure(error: client.AlignError) -> str:
-    for error_class in type(error).__mro__:
-        if error_class in _OUTCOMES_BY_ERROR:
-            return _OUTCOMES_BY_ERROR[error_class]
-    return Outcome.UPSTREAM_ERROR
+    return client.for_error(_OUTCOMES_BY_ERROR, error, Outcome.UPSTREAM_ERROR)
 
 
 def start_lookup(request, customer_id: uuid.UUID, *, is_refresh: bool) -> AuditEvent:

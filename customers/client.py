@@ -14,8 +14,10 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import requests
 import urllib3
@@ -88,6 +90,20 @@ class UpstreamUnreachable(AlignError):
 
 class InvalidResponse(AlignError):
     """Align answered, but not with a customer record the dashboard can show safely."""
+
+
+Entry = TypeVar("Entry")
+
+
+def for_error(table: Mapping[type[AlignError], Entry], error: AlignError, default: Entry) -> Entry:
+    """The entry for the most specific class of `error` that `table` knows, else `default`.
+
+    Tables keyed by error class (the words staff read, the audit outcome) match subclasses too.
+    """
+    for error_class in type(error).__mro__:
+        if error_class in table:
+            return table[error_class]
+    return default
 
 
 @dataclass(frozen=True)

@@ -245,7 +245,4 @@ def describe_failure(error: client.AlignError) -> LookupFailure:
     if isinstance(error, client.RateLimited):
         sentence = f"Try again {_wait_words(error.retry_after)}."
         return LookupFailure("Align is rate-limiting us", sentence, 503, "transient", error.retry_after)
-    for error_class in type(error).__mro__:
-        if error_class in _FAILURES:
-            return _FAILURES[error_class]
-    return _FAILURES[client.InvalidResponse]
+    return client.for_error(_FAILURES, error, _FAILURES[client.InvalidResponse])
