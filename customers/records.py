@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from customers import addresses
+
 logger = logging.getLogger(__name__)
 
 EnumT = TypeVar("EnumT", bound=enum.StrEnum)
@@ -72,9 +74,8 @@ class Address:
 
     @property
     def lines(self) -> list[str]:
-        """The address as it is written on an envelope, skipping parts Align left out or blank."""
-        city_line = " ".join(_present(self.postal_code, self.city))
-        return _present(self.street_line_1, city_line, self.state, self.country)
+        """The address in its country's layout (see customers.addresses); empty when nothing is sent."""
+        return addresses.address_lines(self)
 
 
 @dataclass(frozen=True)
