@@ -1,12 +1,16 @@
 """The audit log in Django's admin: searchable, filterable, exportable, and never editable."""
 
 import csv
+import html
 import io
+import re
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
+from django.utils.html import strip_tags
 
 from customers.admin import CSV_COLUMNS
 from customers.models import AuditEvent
@@ -19,6 +23,7 @@ ADA = uuid.UUID(DemoId.INDIVIDUAL_APPROVED)
 GRACE = uuid.UUID(DemoId.FORM_STARTED)
 # Shares its first four hex digits with ADA (3f2a...), and nothing more.
 NEIGHBOUR = uuid.UUID("3f2a0000-0000-4000-8000-000000000001")
+MOMENT = datetime(2026, 11, 25, 14, 2, 11, tzinfo=UTC)
 
 
 def change_url(event: AuditEvent) -> str:
@@ -33,6 +38,38 @@ def listed(response) -> set[uuid.UUID]:
     """The customer IDs of the rows the changelist shows."""
     assert response.status_code == 200
     return {event.customer_id for event in response.context["cl"].result_list}
+
+
+def text_of(markup: str) -> str:
+    """What a reader sees of some HTML: its words, with the whitespace of the markup collapsed."""
+    return " ".join(html.unescape(strip_tags(markup)).split())
+
+
+def list_rows(response) -> list[dict[str, str]]:
+    """The changelist's rows as {column: cell HTML}, columns named as in list_display."""
+    assert response.status_code == 200
+    body = re.search(r'<table id="result_list">.*?<tbody>(.*?)</tbody>', response.content.decode(), re.S)
+    cell = re.compile(r'<(td|th) class="field-(\w+)[^"]*">(.*?)</\1>', re.S)
+    return [
+        {name: content for _, name, content in cell.findall(row)}
+        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
+
+
+def event_page_rows(response) -> list[tuple[str, str]]:
+    """The event page's read-only rows, in order, as (label, what the value reads)."""
+    assert response.status_code == 200
+    rows = re.findall(
+        r"<label>([^<]*):</label>\s*<div class=\"readonly\">(.*?)</div>", response.content.decode(), re.S
+    )
+    return [(label, text_of(value)) for label, value in rows]
+
+
+def at_moment(event: AuditEvent) -> AuditEvent:
+    """The event as if it happened at MOMENT (occurred_at is set on creation, so update it)."""
+    AuditEvent.objects.filter(pk=event.pk).update(occurred_at=MOMENT)
+    event.refresh_from_db()
+    return event
 
 
 def csv_rows(response) -> list[list[str]]:
@@ -161,6 +198,119 @@ def test_history_view_does_not_expose_a_way_to_edit(admin_client, event):
     response = admin_client.get(f"{CHANGELIST}{event.pk}/history/")
     assert response.status_code == 200
     assert 'name="_save"' not in response.content.decode()
+
+
+# --- What an auditor reads: the event page ---------------------------------------------------
+
+
+def test_event_page_shows_every_field_of_the_event_time_first(admin_client, event):
+    AuditEvent.objects.filter(pk=event.pk).update(is_refresh=True)
+    event = at_moment(event)
+    shown = [
+        ("occurred_at", "Time", "2026-11-25 14:02:11 UTC"),
+        ("user", "User", "jane"),
+        ("action", "Action", "Lookup"),
+        ("customer_id", "Customer ID", str(ADA)),
+        ("outcome", "Outcome", "Found"),
+        ("kyc_status", "KYC status seen", "Approved"),
+        ("is_refresh", "Refresh", "Yes"),
+        ("client_ip", "Client IP", "198.51.100.23"),
+        ("request_id", "Request ID", "0123456789ab"),
+        ("id", "Audit event ID", str(event.pk)),
+    ]
+    assert {name for name, _, _ in shown} == {field.name for field in AuditEvent._meta.concrete_fields}
+    assert event_page_rows(admin_client.get(change_url(event))) == [(label, text) for _, label, text in shown]
+
+
+def test_event_page_shows_the_time_in_the_dashboards_time_zone(admin_client, event, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    event = at_moment(event)
+    rows = dict(event_page_rows(admin_client.get(change_url(event))))
+    assert rows["Time"] == "2026-11-25 15:02:11 CET"
+
+
+def test_event_page_shows_the_full_customer_id_as_code(admin_client, event):
+    html_page = admin_client.get(change_url(event)).content.decode()
+    assert f'<code class="audit-id">{ADA}</code>' in html_page
+
+
+def test_event_page_title_names_the_user_not_their_number(admin_client, event):
+    html_page = admin_client.get(change_url(event)).content.decode()
+    assert f"<h2>Lookup of {ADA} by jane</h2>" in html_page
+    assert "by user" not in html_page
+
+
+def test_audit_pages_load_their_stylesheet(admin_client, event):
+    for path in (CHANGELIST, change_url(event)):
+        assert 'href="/static/css/audit-admin.css"' in admin_client.get(path).content.decode()
+
+
+# --- What an auditor reads: the list ----------------------------------------------------------
+
+
+def test_list_shows_the_time_with_seconds_and_zone(admin_client, event):
+    at_moment(event)
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["time"]) == "2026-11-25 14:02:11 UTC"
+    assert 'datetime="2026-11-25T14:02:11+00:00"' in row["time"]
+
+
+def test_list_shows_the_username(admin_client, event):
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["username"]) == "jane"
+
+
+def test_list_shortens_the_customer_id_and_keeps_the_whole_id_on_hover(admin_client, events):
+    rows = list_rows(admin_client.get(CHANGELIST, {"o": "4"}))
+    assert [row["short_customer"] for row in rows] == [
+        f'<code class="audit-id" title="{NEIGHBOUR}">3f2a0000…0001</code>',
+        f'<code class="audit-id" title="{ADA}">{str(ADA)[:8]}…{str(ADA)[-4:]}</code>',
+        f'<code class="audit-id" title="{GRACE}">{str(GRACE)[:8]}…{str(GRACE)[-4:]}</code>',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kyc_status", "words"),
+    [
+        pytest.param("found", "approved", "Approved", id="approved"),
+        pytest.param("found", "pending", "Pending", id="pending"),
+        pytest.param("found", "rejected", "Rejected", id="rejected"),
+        pytest.param("found", "", "Not started", id="no-kyc-record"),
+        pytest.param("found", AuditEvent.KYC_STATUS_NOT_SENT, "Unknown", id="status-not-sent"),
+        pytest.param("found", "frozen", "frozen unrecognised", id="a-status-align-added-later"),
+        pytest.param("not_found", "", "-", id="no-customer-found"),
+        pytest.param("copied", "", "-", id="link-copied"),
+    ],
+)
+def test_list_shows_kyc_statuses_in_the_products_words(admin_client, jane, outcome, kyc_status, words):
+    AuditEvent.objects.create(
+        user=jane, action="lookup", customer_id=ADA, outcome=outcome, kyc_status=kyc_status
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["kyc_status_seen"]) == words
+
+
+def test_list_escapes_a_status_align_added_later(admin_client, jane):
+    AuditEvent.objects.create(
+        user=jane, action="lookup", customer_id=ADA, outcome="found", kyc_status="<b>frozen</b>"
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert "&lt;b&gt;frozen&lt;/b&gt;" in row["kyc_status_seen"]
+
+
+def test_list_says_in_words_whether_a_lookup_was_a_refresh(admin_client, events):
+    AuditEvent.objects.filter(pk=events["grace"].pk).update(is_refresh=True)
+    rows = list_rows(admin_client.get(CHANGELIST, {"o": "4"}))
+    assert [row["refresh"] for row in rows] == ["No", "No", "Yes"]
+
+
+def test_list_lets_an_ipv6_address_break_only_between_its_groups(admin_client, event):
+    AuditEvent.objects.filter(pk=event.pk).update(client_ip="2001:db8:85a3:1234:5678:8a2e:370:7334")
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert row["client_ip_column"] == (
+        '<span class="audit-ip">2001:<wbr>db8:<wbr>85a3:<wbr>1234:<wbr>'
+        "5678:<wbr>8a2e:<wbr>370:<wbr>7334</span>"
+    )
 
 
 # --- Search by customer ID ------------------------------------------------------------------
