@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django_htmx.http import HttpResponseClientRedirect
@@ -23,6 +24,7 @@ SESSION_STARTED_KEY = "dashboard_signed_in_at"
 SESSION_ENDED_MESSAGE = (
     "Your session reached its {hours}-hour limit and was ended for security. Log in again to continue."
 )
+LOGGED_OUT_MESSAGE = "You have been logged out."
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -108,3 +110,18 @@ def log_locked_out(sender, request: HttpRequest, username: str | None, ip_addres
         int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         extra={"user_id": str(user.pk) if user else "unknown", "client_ip": ip_address},
     )
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only), then a line on the login page saying it worked.
+
+    A message, not a query flag: only the logout itself can put it there, so a shared or
+    bookmarked login address never claims someone was logged out.
+    """
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.success(request, LOGGED_OUT_MESSAGE)
+        return response

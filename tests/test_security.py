@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from customers.stub import DemoId
-from dashboard.security import SESSION_STARTED_KEY, client_ip
+from dashboard.security import LOGGED_OUT_MESSAGE, SESSION_STARTED_KEY, client_ip
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.test_settings import PRODUCTION_LIKE, load_settings
 
@@ -354,6 +354,30 @@ def test_logout_by_post_ends_the_session_and_its_key(staff_user):
     replay.cookies[settings.SESSION_COOKIE_NAME] = old_key
     assert replay.get(SEARCH_URL).status_code == 302
     assert not Session.objects.filter(pk=old_key).exists()
+
+
+@pytest.mark.django_db
+def test_login_page_says_you_have_been_logged_out_after_logout(staff_user):
+    response = signed_in_client().post(LOGOUT_URL, follow=True)
+    assert response.redirect_chain == [(LOGIN_URL, 302)]
+    assert LOGGED_OUT_MESSAGE in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_logged_out_message_shows_once(staff_user):
+    client = signed_in_client()
+    client.post(LOGOUT_URL, follow=True)
+    assert LOGGED_OUT_MESSAGE not in client.get(LOGIN_URL).content.decode()
+
+
+@pytest.mark.django_db
+def test_login_page_visited_directly_does_not_say_logged_out(client):
+    assert LOGGED_OUT_MESSAGE not in client.get(f"{LOGIN_URL}?logged_out=1").content.decode()
+
+
+@pytest.mark.django_db
+def test_logout_without_a_session_does_not_say_logged_out(client):
+    assert LOGGED_OUT_MESSAGE not in client.post(LOGOUT_URL, follow=True).content.decode()
 
 
 # --- Headers and cookies --------------------------------------------------------------------------
