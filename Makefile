@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
 # `make run` talks to the local stand-in of the Align API, never to a real environment.
+# Other ports when these are taken: `make run PORT=9000 STUB_PORT=9001`.
+PORT ?= 8000
+STUB_PORT ?= 8001
 RUN_ENV := DJANGO_DEBUG=1 \
-	ALIGN_API_BASE_URL=http://127.0.0.1:8001 \
+	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key
 
 .PHONY: run test test-fast lint format browser apt-install clean
@@ -24,10 +27,11 @@ $(STAMP): requirements.txt | $(PY)
 run: $(STAMP)
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py ensure_demo_user
+	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ (log in as demo / demo; the Align stand-in is on port $(STUB_PORT))"
 	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY; \
-	$(PY) manage.py align_stub --port 8001 & stub=$$!; \
+	$(PY) manage.py align_stub --port $(STUB_PORT) & stub=$$!; \
 	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,10 @@
 """A local stand-in for the Align Customers API, for `make run`, demos and tests.
 
-It serves `GET /v0/customers/{customer_id}` per the contract with a handful of demo customers
-that cover every KYC state staff meet, plus "failure drill" IDs that make it misbehave the way
-the real API can, so the dashboard's error screens can be seen without breaking anything.
+It serves `GET /v0/customers/{customer_id}` per the contract with eleven demo customers: every
+KYC state staff meet, and the odd answers the card must survive (no overall status, values added
+after this contract, no KYC link, a link that is not a web link). "Failure drill" IDs make it
+misbehave the way the real API can, so the dashboard's error screens can be seen without breaking
+anything.
 Standard library only: it must start on any machine the dashboard starts on.
 """
 
@@ -29,6 +31,10 @@ class DemoId(enum.StrEnum):
     RESUBMISSION_REQUIRED = "d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f7a"
     REJECTED = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
     KYC_NOT_STARTED = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    STATUS_NOT_SENT = "5f2d6690-f7f0-4fc0-b727-8a5324a08f84"
+    UNRECOGNISED_VALUES = "36a34aae-a27b-4dc1-b396-f4b58a744000"
+    NO_KYC_LINK = "40e827e8-d394-4c32-8064-22c26c4c6aa1"
+    NON_WEB_LINK = "6cbdb85e-9045-404d-a83d-79f1e8502af3"
 
 
 class DrillId(enum.StrEnum):
@@ -59,7 +65,6 @@ DEMO_CUSTOMERS: dict[str, dict] = {
         },
         "kycs": {
             "status": "approved",
-            "sub_status": None,
             "kyc_flow_link": _flow_link(DemoId.INDIVIDUAL_APPROVED),
             "status_breakdown": [
                 {"currency": "usd", "payment_rails": "ach", "status": "approved"},
@@ -165,16 +170,82 @@ DEMO_CUSTOMERS: dict[str, dict] = {
         "address": None,
         "kycs": None,
     },
+    DemoId.STATUS_NOT_SENT: {
+        "customer_id": DemoId.STATUS_NOT_SENT,
+        "email": "mary.jackson@example.com",
+        "type": "individual",
+        "first_name": "Mary",
+        "last_name": "Jackson",
+        "address": None,
+        "kycs": {
+            "status": None,
+            "kyc_flow_link": _flow_link(DemoId.STATUS_NOT_SENT),
+            "status_breakdown": [],
+        },
+    },
+    # Outside the contract on purpose: a status and a rail Align may add after this version.
+    DemoId.UNRECOGNISED_VALUES: {
+        "customer_id": DemoId.UNRECOGNISED_VALUES,
+        "email": "ops@northwind-metals.example",
+        "type": "corporate",
+        "company_name": "Northwind Metals DMCC",
+        "address": None,
+        "kycs": {
+            "status": "on_hold",
+            "kyc_flow_link": _flow_link(DemoId.UNRECOGNISED_VALUES),
+            "status_breakdown": [
+                {"currency": "aed", "payment_rails": "uaefts", "status": "approved"},
+                {"currency": "usd", "payment_rails": "swift", "status": "pending"},
+            ],
+        },
+    },
+    # The contract requires kyc_flow_link but allows it to be empty.
+    DemoId.NO_KYC_LINK: {
+        "customer_id": DemoId.NO_KYC_LINK,
+        "email": "dorothy.vaughan@example.com",
+        "type": "individual",
+        "first_name": "Dorothy",
+        "last_name": "Vaughan",
+        "address": None,
+        "kycs": {
+            "status": "pending",
+            "sub_status": "kyc_form_submission_started",
+            "kyc_flow_link": "",
+            "status_breakdown": [
+                {"currency": "usd", "payment_rails": "ach", "status": "pending"},
+            ],
+        },
+    },
+    # A link staff must never click or send: the card shows it as inert text with a warning.
+    DemoId.NON_WEB_LINK: {
+        "customer_id": DemoId.NON_WEB_LINK,
+        "email": "compliance@ridgeway-analytics.example",
+        "type": "corporate",
+        "company_name": "Ridgeway Analytics Ltd",
+        "address": None,
+        "kycs": {
+            "status": "pending",
+            "sub_status": "kyc_form_resubmission_required",
+            "kyc_flow_link": "javascript:alert(document.domain)",
+            "status_breakdown": [
+                {"currency": "eur", "payment_rails": "sepa", "status": "pending"},
+            ],
+        },
+    },
 }
 
 DEMO_DESCRIPTIONS: dict[str, str] = {
     DemoId.INDIVIDUAL_APPROVED: "Individual, approved, with address",
-    DemoId.CORPORATE_APPROVED: "Corporate, approved",
+    DemoId.CORPORATE_APPROVED: "Corporate, approved; USD Wire still pending",
     DemoId.FORM_STARTED: "Pending: form started",
     DemoId.UNDER_REVIEW: "Pending: under review",
     DemoId.RESUBMISSION_REQUIRED: "Pending: resubmission required",
-    DemoId.REJECTED: "Rejected",
+    DemoId.REJECTED: "Rejected; EUR SEPA still pending",
     DemoId.KYC_NOT_STARTED: "No KYC yet",
+    DemoId.STATUS_NOT_SENT: "Unknown: Align sent no status",
+    DemoId.UNRECOGNISED_VALUES: "Unrecognised status and rail",
+    DemoId.NO_KYC_LINK: "Pending: no KYC link",
+    DemoId.NON_WEB_LINK: "Pending: link is not a web link",
 }
 
 DRILL_DESCRIPTIONS: dict[str, str] = {

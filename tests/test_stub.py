@@ -2,13 +2,17 @@
 
 import uuid
 
+import jsonschema
 import pytest
 import requests
 from django.core.management import CommandError, call_command
 
 from customers import client
-from customers.records import CustomerType, KycStatus, KycSubStatus
-from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId, serving
+from customers.presentation import kyc_summary, web_link
+from customers.records import CustomerType, KycStatus, KycSubStatus, PaymentRail, RailStatus
+from customers.stub import DEMO_CUSTOMERS, DEMO_DESCRIPTIONS, DemoId, DrillId, serving
+from customers.templatetags.kyc import short_id
+from tests.test_contract_data import RESPONSE_SCHEMA
 
 STUB_KEY = "stand-in-test-key"
 
@@ -56,6 +60,65 @@ def test_demo_customers_cover_the_states_staff_meet(dashboard_on_stub):
     assert resubmit.visible_address is None
     assert fetch(DemoId.REJECTED).kycs.status == KycStatus.REJECTED
     assert fetch(DemoId.KYC_NOT_STARTED).kycs is None
+
+
+def fetch(demo_id):
+    return client.customer_get(customer_id=uuid.UUID(demo_id))
+
+
+def test_status_not_sent_demo_has_a_kyc_record_without_an_overall_status(dashboard_on_stub):
+    kyc = fetch(DemoId.STATUS_NOT_SENT).kycs
+    assert kyc is not None
+    assert kyc.status is None
+    assert kyc_summary(kyc).badge.label == "Unknown"
+
+
+def test_unrecognised_values_demo_keeps_the_new_status_and_rail_as_sent(dashboard_on_stub):
+    kyc = fetch(DemoId.UNRECOGNISED_VALUES).kycs
+    assert kyc.status == "on_hold"
+    assert not isinstance(kyc.status, KycStatus)
+    assert [row.payment_rails for row in kyc.status_breakdown] == [PaymentRail.UAEFTS, "swift"]
+    assert not kyc_summary(kyc).badge.recognised
+
+
+def test_no_kyc_link_demo_is_pending_with_an_empty_link(dashboard_on_stub):
+    kyc = fetch(DemoId.NO_KYC_LINK).kycs
+    assert kyc.status == KycStatus.PENDING
+    assert kyc.kyc_flow_link == ""
+
+
+def test_non_web_link_demo_sends_a_link_that_is_never_rendered_as_one(dashboard_on_stub):
+    kyc = fetch(DemoId.NON_WEB_LINK).kycs
+    assert kyc.status == KycStatus.PENDING
+    assert kyc.kyc_flow_link.startswith("javascript:")
+    assert web_link(kyc.kyc_flow_link) is None
+
+
+@pytest.mark.parametrize("demo_id", [DemoId.CORPORATE_APPROVED, DemoId.REJECTED])
+def test_mixed_rails_demos_have_a_pending_rail_under_a_decided_status(dashboard_on_stub, demo_id):
+    kyc = fetch(demo_id).kycs
+    assert kyc.status in {KycStatus.APPROVED, KycStatus.REJECTED}
+    assert RailStatus.PENDING in {row.status for row in kyc.status_breakdown}
+    assert "still pending" in DEMO_DESCRIPTIONS[demo_id]
+
+
+@pytest.mark.parametrize("demo_id", [demo_id for demo_id in DemoId if demo_id != DemoId.UNRECOGNISED_VALUES])
+def test_demo_bodies_fit_the_contract(demo_id):
+    validator = jsonschema.Draft7Validator(RESPONSE_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert [error.message for error in validator.iter_errors(DEMO_CUSTOMERS[demo_id])] == []
+
+
+def test_every_demo_has_a_description():
+    assert set(DEMO_DESCRIPTIONS) == set(DemoId)
+
+
+def test_demo_and_drill_ids_are_version_4_uuids():
+    assert {uuid.UUID(customer_id).version for customer_id in [*DemoId, *DrillId]} == {4}
+
+
+def test_demo_and_drill_ids_are_told_apart_by_their_short_form():
+    ids = [*DemoId, *DrillId]
+    assert len({short_id(customer_id) for customer_id in ids}) == len(ids)
 
 
 def test_demo_bodies_are_served_exactly(stub):

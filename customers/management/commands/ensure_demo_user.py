@@ -27,7 +27,4 @@ class Command(BaseCommand):
         user.user_permissions.remove(Permission.objects.get(codename="lookup_customer"))
         user.groups.add(Group.objects.get(name=COMPLIANCE_STAFF_GROUP))
         verb = "Created" if created else "Reset"
-        self.stdout.write(
-            f"{verb} the demo login. Open http://127.0.0.1:8000 and log in as "
-            f"username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}."
-        )
+        self.stdout.write(f"{verb} the demo login: username {DEMO_USERNAME!r}, password {DEMO_PASSWORD!r}.")
