@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 Outcome = AuditEvent.Outcome
 
 RECENT_LOOKUPS_SHOWN = 10
+LINK_COPIES_SHOWN = 5
 
 _OUTCOMES_BY_ERROR: dict[type[client.AlignError], str] = {
     client.CustomerNotFound: Outcome.NOT_FOUND,
@@ -86,6 +87,20 @@ def recent_lookups(user) -> list[AuditEvent] | None:
         return list(lookups.filter(id__in=latest_ids[:RECENT_LOOKUPS_SHOWN]).order_by("-id"))
     except DatabaseError:
         logger.exception("Audit: recent lookups could not be read")
+        return None
+
+
+def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> list[AuditEvent] | None:
+    """Who copied this customer's KYC link lately, newest first, with their users; None if unreadable.
+
+    One query on the audit_customer_action_recent index. Reading it is not itself audited: it
+    shows what staff did with the link, not the customer, and the lookup that shows it is on record.
+    """
+    copies = AuditEvent.objects.filter(customer_id=customer_id, action=AuditEvent.Action.LINK_COPIED)
+    try:
+        return list(copies.select_related("user").order_by("-id")[:limit])
+    except DatabaseError:
+        logger.exception("Audit: the link copies of customer %s could not be read", customer_id)
         return None
 
 

@@ -12,7 +12,8 @@ EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 MAX_INPUT_CHARS = 2000
 UNHYPHENATED_UUID = re.compile(r"[0-9a-f]{32}")
 LINK_OR_PATH = re.compile(r"(?:https?://|/)", re.IGNORECASE)
-NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. %(example)s; nothing was looked up."
+NOT_A_CUSTOMER_ID = "Not a customer ID. Paste the customer's UUID, e.g. %(example)s."
+EMPTY_INPUT = "Paste a customer ID first."
 
 
 def parse_customer_reference(text: str) -> uuid.UUID:
@@ -56,7 +57,7 @@ class CustomerLookupForm(forms.Form):
     customer_id = CustomerIdField(
         label="Customer ID",
         strip=True,
-        error_messages={"required": "Paste a customer ID to look up."},
+        error_messages={"required": EMPTY_INPUT},
         widget=forms.TextInput(
             attrs={
                 "placeholder": "Paste a UUID, a urn:uuid:…, or a link ending in one",

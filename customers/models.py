@@ -73,7 +73,11 @@ class AuditEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
         default_permissions = ("view",)
         permissions = [("export_auditevent", "Can export the audit log as CSV")]
-        indexes = [models.Index(fields=["user", "action", "-id"], name="audit_user_action_recent")]
+        indexes = [
+            models.Index(fields=["user", "action", "-id"], name="audit_user_action_recent"),
+            # "Who already sent this customer the link": one indexed read per customer card.
+            models.Index(fields=["customer_id", "action", "-id"], name="audit_customer_action_recent"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} of {self.customer_id} by user {self.user_id}"
+        return f"{self.get_action_display()} of {self.customer_id} by {self.user.get_username()}"

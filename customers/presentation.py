@@ -4,8 +4,13 @@ Everything here is a pure function of the parsed records, so the template stays 
 every sentence a compliance officer reads can be tested without rendering a page.
 """
 
-from dataclasses import dataclass
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
+
+from django.utils import timezone
 
 from customers import client
 from customers.models import AuditEvent
@@ -36,6 +41,8 @@ class KycSummary:
     sub_status: Badge | None
     explanation: str
     next_step: str | None
+    # Set when the breakdown rows could be read as saying something the overall status does not.
+    rails_note: str | None = None
 
 
 def _unrecognised(value: str) -> Badge:
@@ -75,9 +82,16 @@ def kyc_summary(kyc: Kyc | None) -> KycSummary:
         return KycSummary(
             badge=NOT_STARTED_BADGE,
             sub_status=None,
-            explanation="No KYC on file yet.",
-            next_step=None,
+            explanation="There is no KYC link to send the customer yet.",
+            next_step=(
+                "Align has no KYC for this customer yet. "
+                "Ask an administrator to start a KYC session in Align."
+            ),
         )
+    return replace(_status_summary(kyc), rails_note=rails_note(kyc))
+
+
+def _status_summary(kyc: Kyc) -> KycSummary:
     if kyc.status is None:
         return KycSummary(
             badge=UNKNOWN_STATUS_BADGE,
@@ -145,6 +159,83 @@ def breakdown_status_badge(status: RailStatus | str) -> Badge:
     return RAIL_STATUS_BADGES.get(status) or _unrecognised(status)
 
 
+def rails_note(kyc: Kyc) -> str | None:
+    """A sentence when the breakdown rows could be read against the overall status, naming the rails.
+
+    Staff may use a rail only when KYC is approved overall and that rail's row is approved, so a
+    Pending row under an approved customer, or any hopeful row under a rejected or undecided one,
+    is spelled out; when the rows agree with the overall status there is nothing to say.
+    """
+    rows = kyc.status_breakdown
+    if kyc.status == KycStatus.APPROVED:
+        return _approved_rails_note(rows)
+    if kyc.status == KycStatus.REJECTED:
+        return _rejected_rails_note(rows) if rows else None
+    approved = _labels(row for row in rows if row.status == RailStatus.APPROVED)
+    if not approved:
+        return None
+    rails, shows = _join(approved), _number(approved, "shows", "show")
+    if kyc.status == KycStatus.PENDING:
+        return (
+            f"Pending overall; {rails} already {shows} Approved, "
+            "but don't treat any rail as usable until KYC is approved overall."
+        )
+    return (
+        f"Without an overall status the dashboard can read, don't treat {rails} as usable, "
+        f"even though {_number(approved, 'it shows', 'they show')} Approved."
+    )
+
+
+def _approved_rails_note(rows: tuple[StatusBreakdownRow, ...]) -> str | None:
+    pending = _labels(row for row in rows if row.status == RailStatus.PENDING)
+    unrecognised = _labels(row for row in rows if row.status not in RAIL_STATUS_BADGES)
+    sentences = []
+    if pending:
+        sentences.append(
+            f"{_join(pending)} {_number(pending, 'is', 'are')} still pending, "
+            f"so {_number(pending, 'that rail', 'those rails')} can't be used yet."
+        )
+    if unrecognised:
+        sentences.append(
+            f"{_join(unrecognised)} {_number(unrecognised, 'shows', 'show')} a status the dashboard "
+            f"doesn't recognise, so check with Align before using {_number(unrecognised, 'it', 'them')}."
+        )
+    return f"Approved overall; {' '.join(sentences)}" if sentences else None
+
+
+def _rejected_rails_note(rows: tuple[StatusBreakdownRow, ...]) -> str:
+    """Every row under a rejected customer is named, so no Pending or Approved row reads as hope."""
+    by_status: dict[str, list[str]] = {}
+    for row in rows:
+        by_status.setdefault(row.status, []).append(breakdown_label(row))
+    shown = []
+    for status, labels in by_status.items():
+        rails = list(dict.fromkeys(labels))
+        badge = breakdown_status_badge(status)
+        shows = _number(rails, "shows", "show")
+        if status == RailStatus.PENDING:
+            shown.append(f"{_join(rails)} still {shows} {badge.label}")
+        elif badge.recognised:
+            shown.append(f"{_join(rails)} {shows} {badge.label}")
+        else:
+            shown.append(f"{_join(rails)} {shows} “{badge.label}”")
+    return f"Rejected overall: do not use any rail, even though {_join(shown)}."
+
+
+def _labels(rows) -> list[str]:
+    """The rows' labels in the order Align sent them, each once."""
+    return list(dict.fromkeys(breakdown_label(row) for row in rows))
+
+
+def _join(words: list[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _number(items: list[str], one: str, several: str) -> str:
+    return one if len(items) == 1 else several
+
+
 def web_link(link: str | None) -> str | None:
     """The link if it is safe to render as one (http or https with a host); otherwise None."""
     if not link or any(char.isspace() or ord(char) < 0x20 for char in link):
@@ -171,9 +262,8 @@ class LookupFailure:
     retry_after: int | None = None  # seconds, passed on to the browser as Retry-After
 
 
-INVALID_INPUT = LookupFailure(
-    "Not a customer ID", "Paste the customer's UUID, e.g. 3f2a9c1e-…; nothing was looked up.", 400, "check"
-)
+# Why the input was refused is said once, under the field; the card only says nothing happened.
+INVALID_INPUT = LookupFailure("Nothing was looked up", "", 400, "check")
 
 AUDIT_UNAVAILABLE = LookupFailure(
     "Lookups are paused: the audit log can't be written",
@@ -233,16 +323,117 @@ def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
 
 def _wait_words(seconds: int | None) -> str:
     if seconds is None:
-        return "in a minute"
+        return "Wait a minute before trying again."
     if seconds <= 0:
-        return "now"
+        return "You can try again now."
     if seconds >= 120:
-        return f"in about {round(seconds / 60)} minutes"
-    return f"in {seconds} second{'' if seconds == 1 else 's'}"
+        return f"Align asked us to wait about {round(seconds / 60)} minutes."
+    return f"Align asked us to wait {seconds} second{'' if seconds == 1 else 's'}."
 
 
 def describe_failure(error: client.AlignError) -> LookupFailure:
+    """The card for a failed lookup; a rate limit's wait stays true however long the card is open."""
     if isinstance(error, client.RateLimited):
-        sentence = f"Try again {_wait_words(error.retry_after)}."
+        sentence = _wait_words(error.retry_after)
         return LookupFailure("Align is rate-limiting us", sentence, 503, "transient", error.retry_after)
     return client.for_error(_FAILURES, error, _FAILURES[client.InvalidResponse])
+
+
+# --- The KYC link: how prominently it is offered, and who already copied it -----------------
+
+
+class LinkProminence(enum.StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+    BEHIND_DISCLOSURE = "hidden_behind_disclosure"
+
+
+@dataclass(frozen=True)
+class LinkOffer:
+    """How the card offers the KYC link in this KYC state, and the line that says why."""
+
+    prominence: LinkProminence
+    note: str | None = None
+
+
+def link_offer(kyc: Kyc | None) -> LinkOffer:
+    """The link is the main action only while KYC is pending; a rejected customer's is hidden.
+
+    When the overall status is missing or new to the dashboard, the link stays at hand but is not
+    pushed: staff cannot tell from the card whether sending it is right.
+    """
+    if kyc is None or kyc.status == KycStatus.PENDING:
+        return LinkOffer(LinkProminence.PRIMARY)
+    if kyc.status == KycStatus.APPROVED:
+        return LinkOffer(LinkProminence.SECONDARY, "KYC is approved; there is normally nothing to send.")
+    if kyc.status == KycStatus.REJECTED:
+        return LinkOffer(
+            LinkProminence.BEHIND_DISCLOSURE,
+            "KYC was rejected: do not onboard. Send this link only if compliance policy says so.",
+        )
+    if kyc.status is None:
+        return LinkOffer(
+            LinkProminence.SECONDARY, "Align sent no overall KYC status: check it before sending the link."
+        )
+    return LinkOffer(
+        LinkProminence.SECONDARY, "This KYC status is new to the dashboard: check it before sending the link."
+    )
+
+
+# A copy this recent may mean the customer already has the link in their inbox.
+RECENT_COPY_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class LinkCopy:
+    by: str  # the username, or "you" for the person reading the card
+    at: datetime
+    when: str  # "at 09:14 today", "on 24 Nov at 09:14"
+
+
+@dataclass(frozen=True)
+class LinkCopies:
+    """Who copied a customer's KYC link, newest first, worded for the person reading the card."""
+
+    copies: tuple[LinkCopy, ...]
+    recent_warning: str | None  # set when the last copy is under an hour old
+
+    @property
+    def last(self) -> LinkCopy | None:
+        return self.copies[0] if self.copies else None
+
+
+def describe_link_copies(
+    events: Sequence[AuditEvent] | None, *, viewer_id: int, now: datetime
+) -> LinkCopies | None:
+    """Usernames and times only: never anything about the customer. None when unreadable."""
+    if events is None:
+        return None
+    copies = tuple(
+        LinkCopy(
+            by="you" if event.user_id == viewer_id else event.user.get_username(),
+            at=event.occurred_at,
+            when=_copied_when(event.occurred_at, now),
+        )
+        for event in events
+    )
+    recent_warning = _recent_copy_warning(copies[0].at, now) if copies else None
+    return LinkCopies(copies, recent_warning)
+
+
+def _copied_when(moment: datetime, now: datetime) -> str:
+    """In the dashboard's time zone: "at 09:14 today", "on 24 Nov at 09:14", "on 3 Dec 2024 at 09:14"."""
+    local, today = timezone.localtime(moment), timezone.localtime(now).date()
+    if local.date() == today:
+        return f"at {local:%H:%M} today"
+    year = "" if local.year == today.year else f" {local.year}"
+    return f"on {local.day} {local:%b}{year} at {local:%H:%M}"
+
+
+def _recent_copy_warning(moment: datetime, now: datetime) -> str | None:
+    elapsed = now - moment
+    if elapsed >= RECENT_COPY_WINDOW:
+        return None
+    minutes = max(int(elapsed.total_seconds() // 60), 0)
+    ago = f"{minutes} minute{'' if minutes == 1 else 's'} ago" if minutes else "less than a minute ago"
+    return f"Copied {ago} — check before sending it again."

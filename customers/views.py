@@ -6,6 +6,7 @@ lookup goes through customers.audit first: no audit row, no lookup.
 """
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
@@ -34,25 +35,32 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def customer_pages(view):
-    """What every customer page shares: GET only, staff only, never cached, varies on htmx."""
-    return require_GET(lookup_permission_required(never_cache(vary_on_headers("HX-Request")(view))))
+    """What every customer page shares: staff only, never cached, varies on htmx."""
+    return lookup_permission_required(never_cache(vary_on_headers("HX-Request")(view)))
 
 
+@require_http_methods(["GET", "POST"])
 @customer_pages
 def customer_search(request: HtmxHttpRequest) -> HttpResponse:
-    if "customer_id" not in request.GET:
+    """The search form posts what staff typed, so it never lands in a URL, a history or a proxy log.
+
+    A GET with `?customer_id=` still works for links made before the form posted.
+    """
+    data = request.POST if request.method == "POST" else request.GET
+    if "customer_id" not in data:
         return _render(request, {"form": CustomerLookupForm()})
-    form = CustomerLookupForm(request.GET)
+    form = CustomerLookupForm(data)
     if not form.is_valid():
-        return _invalid_input(request, form, update_field_status=True)
+        return _invalid_input(request, form)
     customer_id = form.cleaned_data["customer_id"]
     if not _wants_fragment(request):
         return redirect("customers:detail", customer_ref=customer_id)
-    response = _lookup(request, customer_id, update_field_status=True)
+    response = _lookup(request, customer_id)
     response["HX-Push-Url"] = reverse("customers:detail", kwargs={"customer_ref": customer_id})
     return response
 
 
+@require_GET
 @customer_pages
 def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse:
     form = CustomerLookupForm({"customer_id": customer_ref})
@@ -70,22 +78,18 @@ def link_copied(request: HtmxHttpRequest, customer_id: uuid.UUID) -> HttpRespons
     """The Copy link button's beacon: who sent the KYC link to which customer, and when.
 
     The copy itself happens in the browser whatever this answers; a failure here is logged.
+    The answer is the card's "Link last copied by you" line, swapped out of band.
     """
     bind_customer(customer_id)
     try:
         audit.record_link_copied(request, customer_id)
     except audit.AuditUnavailable:
         return HttpResponse(status=503)
-    return HttpResponse(status=204)
+    context = {"link_copies": audit.link_copies(customer_id=customer_id), "link_copies_out_of_band": True}
+    return render(request, f"{PAGE_TEMPLATE}#link-copies", context)
 
 
-def _lookup(
-    request: HtmxHttpRequest,
-    customer_id: uuid.UUID,
-    *,
-    is_refresh: bool = False,
-    update_field_status: bool = False,
-) -> HttpResponse:
+def _lookup(request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool = False) -> HttpResponse:
     bind_customer(customer_id)
     context = {
         "form": CustomerLookupForm(initial={"customer_id": customer_id}),
@@ -95,13 +99,13 @@ def _lookup(
     customer, failure, recorded = _audited_fetch(request, customer_id, is_refresh=is_refresh)
     if customer is not None:
         context["customer"] = customer
+        context["link_copies"] = audit.link_copies(customer_id=customer_id)
     if failure is not None:
         context["failure"] = failure
     response = _render(
         request,
         context,
         status=failure.status if failure else 200,
-        update_field_status=update_field_status,
         lookup_recorded=recorded,
     )
     if failure and failure.retry_after is not None:
@@ -129,12 +133,20 @@ def _audited_fetch(
     return customer, None, True
 
 
-def _invalid_input(
-    request: HtmxHttpRequest, form: CustomerLookupForm, *, update_field_status: bool = False
-) -> HttpResponse:
-    """Not a customer ID: say so next to the field and in the result area; Align is not called."""
-    context = {"form": form, "failure": INVALID_INPUT, "rejected_input": form.data.get("customer_id", "")}
-    return _render(request, context, status=INVALID_INPUT.status, update_field_status=update_field_status)
+def _invalid_input(request: HtmxHttpRequest, form: CustomerLookupForm) -> HttpResponse:
+    """Not a customer ID: the field says why, the result area that nothing was looked up.
+
+    An htmx answer also moves the address bar to the search page, so a reload cannot look up
+    the customer shown before, and what was typed never reaches the address bar.
+    """
+    response = _render(request, {"form": form, "failure": INVALID_INPUT}, status=INVALID_INPUT.status)
+    if _wants_fragment(request):
+        search_url = reverse("customers:search")
+        # On the search page already (perhaps with an old ?customer_id=), replace that entry.
+        on_search_page = urlsplit(request.htmx.current_url or "").path == search_url
+        header = "HX-Replace-Url" if on_search_page else "HX-Push-Url"
+        response[header] = search_url
+    return response
 
 
 def _wants_fragment(request: HtmxHttpRequest) -> bool:
@@ -143,14 +155,12 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
 
 
 def _render(
-    request: HtmxHttpRequest,
-    context: dict,
-    *,
-    status: int = 200,
-    update_field_status: bool = False,
-    lookup_recorded: bool = False,
+    request: HtmxHttpRequest, context: dict, *, status: int = 200, lookup_recorded: bool = False
 ) -> HttpResponse:
-    """The whole page, or for htmx the result area plus, after a recorded lookup, Recent lookups."""
+    """The whole page, or for htmx the result area with the tab title and the field's message.
+
+    After a recorded lookup the fragment also carries Recent lookups, swapped out of band.
+    """
     if not _wants_fragment(request):
         context = context | {
             "demo_customers": DEMO_DESCRIPTIONS,
@@ -158,9 +168,10 @@ def _render(
             "recent_lookups": audit.recent_lookups(request.user),
         }
         return render(request, PAGE_TEMPLATE, context, status=status)
-    context = context | {"update_field_status": update_field_status}
-    html = render_to_string(f"{PAGE_TEMPLATE}#result", context, request)
+    context = context | {"swap_out_of_band": True}
+    partials = ["result", "page-title-tag", "field-status"]
     if lookup_recorded:
-        recent = {"recent_lookups": audit.recent_lookups(request.user), "swap_out_of_band": True}
-        html += render_to_string(f"{PAGE_TEMPLATE}#recent-lookups", context | recent, request)
+        context["recent_lookups"] = audit.recent_lookups(request.user)
+        partials.append("recent-lookups")
+    html = "".join(render_to_string(f"{PAGE_TEMPLATE}#{name}", context, request) for name in partials)
     return HttpResponse(html, status=status)

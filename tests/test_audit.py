@@ -12,9 +12,10 @@ import pytest
 import requests
 import responses
 from django.contrib.auth.models import Permission
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError, OperationalError, connection
 from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from customers import audit, client
@@ -465,8 +466,7 @@ def test_start_lookup_raises_audit_unavailable_on_a_database_error(staff_user, a
 
 def test_copy_beacon_records_who_copied_the_link_for_whom(staff_client, staff_user):
     response = staff_client.post(beacon_url(ADA), REMOTE_ADDR="198.51.100.23")
-    assert response.status_code == 204
-    assert response.content == b""
+    assert response.status_code == 200
     event = only_event()
     assert event.user == staff_user
     assert event.action == Action.LINK_COPIED
@@ -479,7 +479,7 @@ def test_copy_beacon_records_who_copied_the_link_for_whom(staff_client, staff_us
 
 
 def test_copy_beacon_never_asks_align(staff_client, align):
-    assert staff_client.post(beacon_url(ADA)).status_code == 204
+    assert staff_client.post(beacon_url(ADA)).status_code == 200
     assert len(align.calls) == 0
 
 
@@ -529,7 +529,7 @@ def test_copy_beacon_with_the_token_from_the_page_headers_is_accepted(staff_user
     serve()
     html = csrf_client.get(detail_url(ADA)).content.decode()
     token = re.search(r"""<body hx-headers='\{"X-CSRFToken": "([^"]+)"\}'>""", html).group(1)
-    assert csrf_client.post(beacon_url(ADA), headers={"X-CSRFToken": token}).status_code == 204
+    assert csrf_client.post(beacon_url(ADA), headers={"X-CSRFToken": token}).status_code == 200
     assert AuditEvent.objects.filter(action=Action.LINK_COPIED, customer_id=ADA).count() == 1
 
 
@@ -750,3 +750,101 @@ def test_outcome_of_failure_follows_subclasses_and_defaults_to_upstream_error():
 def test_every_outcome_fits_the_column():
     longest = max(len(value) for value in Outcome.values)
     assert longest <= AuditEvent._meta.get_field("outcome").max_length
+
+
+# --- Who already copied the KYC link --------------------------------------------------------
+
+
+def record_copy(user, customer_id=ADA) -> AuditEvent:
+    return AuditEvent.objects.create(
+        user=user, action=Action.LINK_COPIED, customer_id=customer_id, outcome=Outcome.COPIED
+    )
+
+
+def link_copies_html(html: str) -> str:
+    match = re.search(r'<div id="link-copies".*?</div>', html, re.S)
+    assert match, "no link copies line in the page"
+    return match.group(0)
+
+
+def test_link_copies_are_the_newest_five_copies_of_this_customers_link(staff_user, other_user):
+    copies = [record_copy(staff_user if number % 2 else other_user) for number in range(7)]
+    record_copy(staff_user, customer_id=uuid.uuid4())
+    record_lookup(staff_user, ADA)
+    assert audit.link_copies(customer_id=ADA) == copies[::-1][:5]
+
+
+def test_link_copies_and_who_made_them_are_read_in_one_query(
+    staff_user, other_user, django_assert_num_queries
+):
+    record_copy(staff_user)
+    record_copy(other_user)
+    with django_assert_num_queries(1):
+        names = [event.user.get_username() for event in audit.link_copies(customer_id=ADA)]
+    assert names == [other_user.username, staff_user.username]
+
+
+def test_link_copies_are_read_through_the_customer_index(staff_user):
+    record_copy(staff_user)
+    with CaptureQueriesContext(connection) as queries:
+        audit.link_copies(customer_id=ADA)
+    (query,) = queries.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {query['sql']}")
+        plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "USING INDEX audit_customer_action_recent" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_lookup_reads_the_link_copies_once(staff_client, serve, htmx_headers, htmx):
+    serve()
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.get(detail_url(ADA), headers=htmx_headers if htmx else {})
+    reads = [query["sql"] for query in queries if "'link_copied'" in query["sql"]]
+    assert len(reads) == 1
+
+
+def test_reading_link_copies_is_not_audited(staff_user):
+    record_copy(staff_user)
+    audit.link_copies(customer_id=ADA)
+    assert AuditEvent.objects.count() == 1
+
+
+def test_a_card_showing_link_copies_records_only_its_lookup(staff_client, staff_user, serve):
+    record_copy(staff_user)
+    serve()
+    html = staff_client.get(detail_url(ADA)).content.decode()
+    assert "Link last copied by you" in link_copies_html(html)
+    assert sorted(AuditEvent.objects.values_list("action", flat=True)) == [Action.LINK_COPIED, Action.LOOKUP]
+
+
+def test_link_copies_returns_none_when_the_database_fails(staff_user, audit_reads_fail, caplog):
+    assert audit.link_copies(customer_id=ADA) is None
+    assert any(record.name == "customers.audit" and record.levelname == "ERROR" for record in caplog.records)
+
+
+def test_lookup_still_shows_the_customer_when_link_copies_cannot_be_read(
+    staff_client, serve, audit_reads_fail
+):
+    serve()
+    response = staff_client.get(detail_url(ADA))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert ADA_NAME in html
+    assert "Who copied this link before can't be shown right now." in link_copies_html(html)
+
+
+def test_copy_beacon_answers_with_the_last_copied_line_to_swap_out_of_band(staff_client):
+    response = staff_client.post(beacon_url(ADA))
+    html = response.content.decode().strip()
+    assert html.startswith('<div id="link-copies" class="link-copies" hx-swap-oob="true">')
+    assert "Link last copied by you" in html
+
+
+def test_copy_beacon_still_records_the_copy_when_the_copies_cannot_be_read(staff_client, audit_reads_fail):
+    response = staff_client.post(beacon_url(ADA))
+    assert response.status_code == 200
+    assert "Who copied this link before can't be shown right now." in response.content.decode()
+    audit_reads_fail()  # the database answers again
+    assert AuditEvent.objects.filter(action=Action.LINK_COPIED, customer_id=ADA).count() == 1

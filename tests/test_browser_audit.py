@@ -8,13 +8,15 @@ list follows the lookups out-of-band, without a reload.
 import os
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from customers.models import AuditEvent
-from customers.stub import DEMO_CUSTOMERS, DemoId
+from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -48,7 +50,7 @@ def test_copy_link_copies_and_records_who_copied_it(clipboard_page, staff_user):
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     with page.expect_response(lambda response: response.url.endswith(beacon(ADA))) as answer:
         page.locator(COPY_LINK).click()
-    assert answer.value.status == 204
+    assert answer.value.status == 200
     expect(page.locator(COPY_LINK)).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == ADA_LINK
     copied = AuditEvent.objects.filter(action=AuditEvent.Action.LINK_COPIED)
@@ -98,6 +100,7 @@ def test_a_failing_beacon_never_gets_in_the_way_of_the_copy(clipboard_page, monk
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     expect(page.locator("#result .failure-card")).to_have_count(0)
     expect(page.locator("[role=alert]")).to_have_count(0)
+    expect(page.locator("#link-copies")).to_have_text("Not copied from KYC Desk yet.")
     assert page.evaluate("window.__noReload") is True
 
 
@@ -159,3 +162,127 @@ def test_refresh_is_recorded_as_a_refresh(logged_in_page, staff_user):
         (uuid.UUID(ADA), False),
         (uuid.UUID(ADA), True),
     ]
+
+
+# One row per lookup as the list lays it out: each cell's box, and the badge's cut-off, if any.
+RECENT_ROWS_SCRIPT = """items => items.map(item => {
+    const box = cell => {
+        const element = item.querySelector(cell);
+        const rect = element.getBoundingClientRect();
+        const lines = rect.height / parseFloat(getComputedStyle(element).lineHeight);
+        return {left: rect.left, right: rect.right, top: rect.top, bottom: rect.bottom, lines};
+    };
+    const badge = item.querySelector(".badge");
+    return {
+        text: item.innerText.replace(/\\s+/g, " ").trim(),
+        id: box(".recent-id"), badge: box(".badge"), time: box("time"),
+        badgeCut: badge.scrollWidth > badge.clientWidth,
+    };
+})"""
+
+
+def test_recent_lookups_keep_each_lookup_on_one_line_in_columns_at_1280_px(logged_in_page):
+    page = logged_in_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    looked_up = [
+        ADA,
+        DrillId.KEY_REJECTED,
+        DemoId.STATUS_NOT_SENT,
+        DrillId.SERVER_ERROR,
+        DemoId.KYC_NOT_STARTED,
+        GRACE,
+    ]
+    for count, customer_id in enumerate(looked_up, start=1):
+        look_up(page, customer_id)
+        expect(page.locator("#recent-lookups li")).to_have_count(count)
+    # Lookups from yesterday show the date too: the widest time the list has to fit.
+    yesterday = timezone.now() - timedelta(days=1)
+    AuditEvent.objects.filter(customer_id__in=[ADA, DrillId.KEY_REJECTED]).update(occurred_at=yesterday)
+    page.reload()
+    expect(page.locator("#recent-lookups").get_by_text("Lookup failed")).to_have_count(2)
+
+    rows = page.locator("#recent-lookups li").evaluate_all(RECENT_ROWS_SCRIPT)
+
+    for row in rows:
+        cells = (row["id"], row["badge"], row["time"])
+        assert max(cell["top"] for cell in cells) < min(cell["bottom"] for cell in cells), row["text"]
+        assert row["id"]["lines"] < 1.5, row["text"]
+        assert row["time"]["lines"] < 1.5, row["text"]
+        assert not row["badgeCut"], row["text"]
+    for edge in (("id", "left"), ("badge", "left"), ("time", "right")):
+        assert len({round(row[edge[0]][edge[1]]) for row in rows}) == 1, edge
+
+
+def test_recent_lookups_tell_failure_drills_apart_by_their_id_suffix(logged_in_page):
+    page = logged_in_page
+    for count, drill in enumerate([DrillId.KEY_REJECTED, DrillId.SERVER_ERROR], start=1):
+        look_up(page, drill)
+        expect(page.locator("#recent-lookups li")).to_have_count(count)
+    ids = page.locator("#recent-lookups .recent-id").all_inner_texts()
+    assert ids == ["00000000…0500", "00000000…0401"]
+
+
+# --- The KYC link by KYC state, and who already copied it -------------------------------------
+
+
+REJECTED = str(DemoId.REJECTED)
+
+
+def test_rejected_link_stays_hidden_until_show_link_anyway_is_opened_with_the_keyboard(logged_in_page):
+    page = logged_in_page
+    look_up(page, REJECTED)
+    expect(page.locator("#customer-name")).to_be_visible()
+    link, button = page.locator("#kyc-flow-link"), page.locator(COPY_LINK)
+    warning = page.get_by_text("KYC was rejected: do not onboard.")
+    for hidden in (link, button, warning):
+        expect(hidden).to_be_hidden()
+
+    disclosure = page.locator("summary", has_text="Show link anyway")
+    disclosure.focus()
+    page.keyboard.press("Enter")
+
+    for shown in (warning, link, button):
+        expect(shown).to_be_visible()
+    expect(button).not_to_have_class(re.compile(r"\bbutton-primary\b"))
+    page.keyboard.press("Tab")
+    expect(link).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(button).to_be_focused()
+
+
+def test_copying_the_link_says_by_you_without_a_reload(clipboard_page):
+    page = clipboard_page
+    look_up(page, GRACE)
+    line = page.locator("#link-copies")
+    expect(line).to_have_text("Not copied from KYC Desk yet.")
+    page.evaluate("window.__noReload = true")
+
+    page.locator(COPY_LINK).click()
+
+    expect(line).to_contain_text(re.compile(r"Link last copied by you at \d\d:\d\d today"))
+    expect(line).to_contain_text("Copied less than a minute ago — check before sending it again.")
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_the_last_copies_open_in_a_disclosure(logged_in_page, staff_user, django_user_model):
+    colleague = django_user_model.objects.create_user(username="j.smith", password="irrelevant-password")
+    for user in (colleague, staff_user, colleague):
+        AuditEvent.objects.create(
+            user=user,
+            action=AuditEvent.Action.LINK_COPIED,
+            customer_id=GRACE,
+            outcome=AuditEvent.Outcome.COPIED,
+        )
+    page = logged_in_page
+    look_up(page, GRACE)
+    expect(page.locator("#link-copies")).to_contain_text("Link last copied by j.smith")
+    history = page.locator("#link-copies li")
+    expect(history.first).to_be_hidden()
+
+    page.get_by_text("Last 3 copies").click()
+
+    expect(history).to_have_count(3)
+    assert [text.split(" at ")[0] for text in history.all_inner_texts()] == ["j.smith", "you", "j.smith"]
+    for entry in history.all():
+        expect(entry).to_be_visible()

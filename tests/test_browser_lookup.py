@@ -32,9 +32,9 @@ def test_lookup_swaps_in_place_and_pushes_the_customer_address(logged_in_page, d
     page.evaluate("window.__noReload = 'still here'")
     stand_in.delay = 0.6
     look_up(page, f"   {ADA.upper()}  ")
-    expect(page.locator(".lookup-indicator")).to_be_visible()
+    expect(page.locator(".lookup-progress")).to_be_visible()
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
-    expect(page.locator(".lookup-indicator")).to_be_hidden()
+    expect(page.locator(".lookup-progress")).to_be_hidden()
     assert page.evaluate("window.__noReload") == "still here"
     assert page.url == f"{dashboard_url}/customers/{ADA}/"
 
@@ -44,7 +44,7 @@ def test_invalid_input_shows_inline_message_and_never_calls_align(logged_in_page
     calls_before = stand_in.calls
     look_up(page, "3f2a-not-an-id")
     expect(page.locator("#customer-id-status")).to_contain_text("Not a customer ID")
-    expect(page.locator("#result")).to_contain_text("Not a customer ID")
+    expect(page.locator("#result")).to_contain_text("Nothing was looked up")
     expect(page.get_by_label("Customer ID", exact=True)).to_have_attribute("aria-invalid", "true")
     assert stand_in.calls == calls_before
     look_up(page, ADA)
@@ -184,9 +184,186 @@ def test_a_second_lookup_replaces_one_still_in_flight(logged_in_page, dashboard_
     page = logged_in_page
     stand_in.delay = 0.8
     look_up(page, ADA)
-    expect(page.locator(".lookup-indicator")).to_be_visible()
+    expect(page.locator(".lookup-progress")).to_be_visible()
     look_up(page, GRACE)
     expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
     page.wait_for_timeout(1200)
     expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
     assert page.url == f"{dashboard_url}/customers/{GRACE}/"
+
+
+# --- Nothing on screen may suggest the wrong customer ---------------------------------------
+
+FIELD = "#customer-id"
+
+
+def demo_link(page: Page, customer_id: str):
+    return page.locator(f".demo-list a[href='/customers/{customer_id}/']")
+
+
+def test_the_field_names_the_customer_shown_after_every_kind_of_swap(logged_in_page):
+    page = logged_in_page
+    look_up(page, f"urn:uuid:{ADA.upper()}")
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator(FIELD)).to_have_value(ADA)
+
+    demo_link(page, GRACE).click()
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    expect(page.locator(FIELD)).to_have_value(GRACE)
+
+    page.locator(f"#recent-lookups a[href='/customers/{ADA}/']").click()
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator(FIELD)).to_have_value(ADA)
+
+    page.locator(FIELD).fill("something typed but not sent")
+    page.get_by_role("link", name="Refresh").click()
+    expect(page.locator(FIELD)).to_have_value(ADA)
+
+    demo_link(page, DrillId.SERVER_ERROR).click()
+    expect(page.locator("#result .failure-title")).to_contain_text("Align is unavailable")
+    expect(page.locator(FIELD)).to_have_value(str(DrillId.SERVER_ERROR))
+
+    page.go_back()
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator(FIELD)).to_have_value(ADA)
+    page.wait_for_load_state("load")
+    page.go_forward()
+    expect(page.locator("#result .failure-title")).to_contain_text("Align is unavailable")
+    expect(page.locator(FIELD)).to_have_value(str(DrillId.SERVER_ERROR))
+
+
+def test_an_id_pasted_while_a_lookup_runs_is_not_overwritten_by_its_answer(logged_in_page, stand_in):
+    page = logged_in_page
+    stand_in.delay = 0.8
+    look_up(page, ADA)
+    expect(page.locator(".lookup-progress")).to_be_visible()
+    page.locator(FIELD).fill(GRACE)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator(FIELD)).to_have_value(GRACE)
+    page.locator(FIELD).press("Enter")
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+
+
+def test_invalid_input_leaves_the_field_as_typed(logged_in_page):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    look_up(page, "Ada Lovelace")
+    expect(page.locator("#result")).to_contain_text("Nothing was looked up")
+    expect(page.locator(FIELD)).to_have_value("Ada Lovelace")
+
+
+def test_invalid_input_after_a_customer_leaves_an_address_that_does_not_look_anyone_up(
+    logged_in_page, dashboard_url, stand_in
+):
+    page = logged_in_page
+    sent = []
+    page.on("request", lambda request: sent.append(request.url))
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    look_up(page, "jane.doe@example.com")
+    expect(page.locator("#result")).to_contain_text("Nothing was looked up")
+    expect(page).to_have_url(f"{dashboard_url}/customers/")
+    calls_before = stand_in.calls
+    page.reload()
+    expect(page.locator(".empty-card")).to_be_visible()
+    expect(page.locator(".customer-card")).to_have_count(0)
+    assert stand_in.calls == calls_before
+    assert not [url for url in sent if "jane.doe" in url or "example.com" in url]
+    page.go_back()
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+
+
+def test_the_tab_title_follows_swaps_and_matches_the_deep_link(logged_in_page, dashboard_url):
+    page = logged_in_page
+    drill = str(DrillId.KEY_REJECTED)
+    for typed, title, deep_path in (
+        (GRACE, f"Customer {GRACE[:8]}…{GRACE[-4:]} · KYC Desk", f"/customers/{GRACE}/"),
+        (drill, f"Customer {drill[:8]}…{drill[-4:]} · KYC Desk", f"/customers/{drill}/"),
+        ("not an id", "Nothing was looked up · KYC Desk", "/customers/not-an-id/"),
+    ):
+        look_up(page, typed)
+        expect(page).to_have_title(title)
+        deep = page.context.new_page()
+        deep.goto(f"{dashboard_url}{deep_path}")
+        assert deep.title() == title
+        deep.close()
+
+
+def test_empty_input_is_explained_once_beside_the_field(logged_in_page, stand_in):
+    page = logged_in_page
+    calls_before = stand_in.calls
+    look_up(page, "")
+    expect(page.locator("#customer-id-status")).to_have_text("Paste a customer ID first.")
+    expect(page.locator(FIELD)).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#result .failure-title")).to_have_text("!Nothing was looked up")
+    expect(page.get_by_text("Paste a customer ID first.")).to_have_count(1)
+    assert stand_in.calls == calls_before
+
+
+def test_a_slow_lookup_of_another_customer_hides_the_previous_card(logged_in_page, stand_in):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    stand_in.delay = 1.6
+    demo_link(page, GRACE).click()
+    progress = page.locator(".lookup-progress")
+    expect(progress).to_contain_text(f"Looking up {GRACE}")
+    expect(page.locator("#customer-name")).to_be_hidden()
+    expect(page.locator(".lookup-skeleton")).to_be_visible()
+    expect(progress.locator(".lookup-elapsed")).to_have_text("1 s")
+    expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
+    expect(progress).to_be_hidden()
+    expect(page.locator(".lookup-skeleton")).to_be_hidden()
+
+
+def test_a_slow_refresh_keeps_the_same_customer_dimmed_and_says_so(logged_in_page, stand_in):
+    page = logged_in_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    stand_in.delay = 1
+    page.get_by_role("link", name="Refresh").click()
+    expect(page.locator(".lookup-progress")).to_contain_text(f"Refreshing {ADA}")
+    expect(page.locator("#customer-name")).to_be_visible()
+    expect(page.locator(".lookup-skeleton")).to_be_hidden()
+    expect(page.locator(".lookup-progress")).to_be_hidden()
+
+
+def test_try_again_waits_out_the_rate_limit(logged_in_page, stand_in):
+    page = logged_in_page
+    page.clock.install()
+    look_up(page, DrillId.RATE_LIMITED)
+    button = page.get_by_role("link", name="Try again")
+    expect(button).to_have_attribute("aria-disabled", "true")
+    expect(button).to_contain_text("in 30 s")
+    expect(page.locator("#result")).to_contain_text("Align asked us to wait 30 seconds.")
+    calls_before = stand_in.calls
+    button.click(force=True)
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert stand_in.calls == calls_before
+    page.clock.fast_forward(10_000)
+    expect(button).to_contain_text("in 20 s")
+    page.clock.fast_forward(21_000)
+    expect(button).not_to_have_attribute("aria-disabled", "true")
+    expect(button).to_have_text("Try again")
+    with page.expect_response(lambda response: "refresh=1" in response.url):
+        button.click()
+    assert stand_in.calls == calls_before + 1
+
+
+@pytest.mark.parametrize(
+    ("drill", "offers_try_again"),
+    [
+        (DrillId.SERVER_ERROR, True),  # amber: transient
+        (DrillId.KEY_REJECTED, False),  # red: an administrator must fix it
+        (DrillId.MALFORMED, False),  # red
+        ("6b1d7c1e-0000-4000-8000-000000000000", False),  # blue: check the ID
+    ],
+)
+def test_only_transient_failures_offer_try_again(logged_in_page, drill, offers_try_again):
+    page = logged_in_page
+    look_up(page, str(drill))
+    expect(page.locator("#result .failure-card")).to_be_visible()
+    expect(page.get_by_role("link", name="Try again")).to_have_count(1 if offers_try_again else 0)

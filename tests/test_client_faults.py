@@ -163,9 +163,9 @@ def test_429_that_fits_the_deadline_is_retried_once(staff_client, align_faults, 
 @pytest.mark.parametrize(
     ("retry_after", "words"),
     [
-        pytest.param("30", b"Try again in 30 seconds.", id="seconds"),
-        pytest.param(faults.http_date_in(600), b"Try again in about 10 minutes.", id="http-date"),
-        pytest.param("soon", b"Try again in a minute.", id="unreadable"),
+        pytest.param("30", b"Align asked us to wait 30 seconds.", id="seconds"),
+        pytest.param(faults.http_date_in(600), b"Align asked us to wait about 10 minutes.", id="http-date"),
+        pytest.param("soon", b"Wait a minute before trying again.", id="unreadable"),
     ],
 )
 def test_429_beyond_the_deadline_tells_staff_when_to_try_again(

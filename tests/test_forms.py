@@ -161,4 +161,4 @@ def test_lookup_form_rejects_what_is_not_a_customer_id(text):
 def test_lookup_form_requires_a_customer_id(data):
     form = CustomerLookupForm(data)
     assert not form.is_valid()
-    assert form.errors["customer_id"] == ["Paste a customer ID to look up."]
+    assert form.errors["customer_id"] == ["Paste a customer ID first."]

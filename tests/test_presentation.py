@@ -1,10 +1,13 @@
 """The words and badges staff read, per /work/shared/UI.md, decided from the parsed records."""
 
 import inspect
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
 
-from customers import client
+from customers import client, presentation
 from customers.models import AuditEvent
 from customers.presentation import (
     AUDIT_UNAVAILABLE,
@@ -17,6 +20,7 @@ from customers.presentation import (
     customer_type_badge,
     describe_failure,
     kyc_summary,
+    rails_note,
     seen_status_badge,
     web_link,
 )
@@ -45,8 +49,20 @@ def test_null_kycs_means_kyc_not_started():
     summary = kyc_summary(None)
     assert summary.badge == Badge("Not started", "neutral")
     assert summary.sub_status is None
-    assert summary.explanation == "No KYC on file yet."
-    assert summary.next_step is None
+    assert summary.explanation == "There is no KYC link to send the customer yet."
+    assert summary.rails_note is None
+
+
+def test_not_started_tells_staff_who_can_start_a_kyc_session():
+    assert kyc_summary(None).next_step == (
+        "Align has no KYC for this customer yet. Ask an administrator to start a KYC session in Align."
+    )
+
+
+def test_not_started_explanation_does_not_repeat_the_next_step():
+    summary = kyc_summary(None)
+    assert summary.explanation not in summary.next_step
+    assert "Align has no KYC" not in summary.explanation
 
 
 @pytest.mark.parametrize(
@@ -197,6 +213,152 @@ def test_breakdown_status_badge(status, badge):
     assert breakdown_status_badge(status) == badge
 
 
+# --- rails_note: when the overall status and the breakdown rows disagree -------------------------
+
+USD_ACH = (Currency.USD, PaymentRail.ACH)
+USD_WIRE = (Currency.USD, PaymentRail.WIRE)
+EUR_SEPA = (Currency.EUR, PaymentRail.SEPA)
+AED_UAEFTS = (Currency.AED, PaymentRail.UAEFTS)
+PENDING, APPROVED = RailStatus.PENDING, RailStatus.APPROVED
+
+
+def kyc_with_rails(status, *rails) -> Kyc:
+    """A KYC with breakdown rows given as ((currency, rail), rail status) pairs."""
+    rows = tuple(
+        StatusBreakdownRow(currency=currency, payment_rails=rail, status=rail_status)
+        for (currency, rail), rail_status in rails
+    )
+    return Kyc(status=status, sub_status=None, kyc_flow_link=FLOW_LINK, status_breakdown=rows)
+
+
+def test_approved_with_one_rail_pending_says_that_rail_cannot_be_used_yet():
+    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (AED_UAEFTS, APPROVED), (USD_WIRE, PENDING)))
+    assert note == "Approved overall; USD · Wire is still pending, so that rail can't be used yet."
+
+
+def test_approved_with_several_rails_pending_names_them_all_in_the_plural():
+    note = rails_note(
+        kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (USD_ACH, APPROVED), (EUR_SEPA, PENDING))
+    )
+    assert note == (
+        "Approved overall; USD · Wire and EUR · SEPA are still pending, so those rails can't be used yet."
+    )
+
+
+def test_three_rails_are_listed_with_commas_and_a_final_and():
+    note = rails_note(
+        kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (USD_ACH, PENDING), (EUR_SEPA, PENDING))
+    )
+    assert note.startswith("Approved overall; USD · Wire, USD · ACH and EUR · SEPA are still pending")
+
+
+def test_a_rail_sent_twice_is_named_once():
+    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (USD_WIRE, PENDING)))
+    assert note == "Approved overall; USD · Wire is still pending, so that rail can't be used yet."
+
+
+def test_approved_with_a_rail_status_the_dashboard_does_not_know_says_to_check_before_using_it():
+    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (USD_ACH, APPROVED), (USD_WIRE, "suspended")))
+    assert note == (
+        "Approved overall; USD · Wire shows a status the dashboard doesn't recognise, "
+        "so check with Align before using it."
+    )
+
+
+def test_approved_with_pending_and_unrecognised_rails_says_both():
+    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (EUR_SEPA, "suspended")))
+    assert note == (
+        "Approved overall; USD · Wire is still pending, so that rail can't be used yet. "
+        "EUR · SEPA shows a status the dashboard doesn't recognise, so check with Align before using it."
+    )
+
+
+def test_unrecognised_rail_and_currency_codes_are_named_as_sent():
+    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (("gbp", "faster_payments"), PENDING)))
+    assert note.startswith("Approved overall; gbp · faster_payments is still pending")
+
+
+def test_rejected_with_a_pending_rail_says_not_to_use_any_rail():
+    note = rails_note(kyc_with_rails(KycStatus.REJECTED, (EUR_SEPA, PENDING)))
+    assert note == "Rejected overall: do not use any rail, even though EUR · SEPA still shows Pending."
+
+
+def test_rejected_names_every_row_that_could_read_as_hope():
+    note = rails_note(
+        kyc_with_rails(
+            KycStatus.REJECTED,
+            (EUR_SEPA, PENDING),
+            (USD_ACH, APPROVED),
+            (USD_WIRE, PENDING),
+            (AED_UAEFTS, "on_hold"),
+        )
+    )
+    assert note == (
+        "Rejected overall: do not use any rail, even though EUR · SEPA and USD · Wire still show Pending, "
+        "USD · ACH shows Approved and AED · UAEFTS shows “on_hold”."
+    )
+
+
+def test_pending_with_an_approved_rail_says_no_rail_is_usable_until_kyc_is_approved():
+    note = rails_note(kyc_with_rails(KycStatus.PENDING, (USD_ACH, APPROVED), (USD_WIRE, PENDING)))
+    assert note == (
+        "Pending overall; USD · ACH already shows Approved, "
+        "but don't treat any rail as usable until KYC is approved overall."
+    )
+
+
+def test_pending_with_several_approved_rails_uses_the_plural():
+    note = rails_note(kyc_with_rails(KycStatus.PENDING, (USD_ACH, APPROVED), (USD_WIRE, APPROVED)))
+    assert note.startswith("Pending overall; USD · ACH and USD · Wire already show Approved, but")
+
+
+@pytest.mark.parametrize("status", [None, "frozen"], ids=["status-null", "unrecognised-status"])
+def test_approved_rail_under_an_overall_status_the_dashboard_cannot_read_is_not_usable(status):
+    note = rails_note(kyc_with_rails(status, (USD_ACH, APPROVED), (USD_WIRE, PENDING)))
+    assert note == (
+        "Without an overall status the dashboard can read, don't treat USD · ACH as usable, "
+        "even though it shows Approved."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "rails"),
+    [
+        (KycStatus.APPROVED, [(USD_ACH, APPROVED), (EUR_SEPA, APPROVED)]),
+        (KycStatus.PENDING, [(USD_ACH, PENDING), (USD_WIRE, PENDING)]),
+        (KycStatus.PENDING, [(USD_ACH, "suspended")]),
+        (None, [(USD_ACH, PENDING)]),
+        ("frozen", [(USD_ACH, "suspended")]),
+        (KycStatus.APPROVED, []),
+        (KycStatus.REJECTED, []),
+        (KycStatus.PENDING, []),
+    ],
+    ids=[
+        "approved-all-approved",
+        "pending-all-pending",
+        "pending-unrecognised-rail-status",
+        "status-null-nothing-approved",
+        "unrecognised-everything",
+        "approved-no-rows",
+        "rejected-no-rows",
+        "pending-no-rows",
+    ],
+)
+def test_no_rails_note_when_the_rows_do_not_disagree_with_the_overall_status(status, rails):
+    assert rails_note(kyc_with_rails(status, *rails)) is None
+
+
+def test_kyc_summary_carries_the_rails_note():
+    kyc = kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING))
+    summary = kyc_summary(kyc)
+    assert summary.rails_note == rails_note(kyc)
+    assert summary.explanation == "KYC approved."
+
+
+def test_kyc_summary_without_disagreement_has_no_rails_note():
+    assert kyc_summary(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, APPROVED))).rails_note is None
+
+
 # --- web_link -----------------------------------------------------------------------------------
 
 
@@ -331,27 +493,28 @@ def test_bare_align_error_reads_as_an_unexpected_response():
 @pytest.mark.parametrize(
     ("retry_after", "sentence"),
     [
-        (30, "Try again in 30 seconds."),
-        (1, "Try again in 1 second."),
-        (119, "Try again in 119 seconds."),
-        (120, "Try again in about 2 minutes."),
-        (600, "Try again in about 10 minutes."),
-        (None, "Try again in a minute."),
-        (0, "Try again now."),
+        (30, "Align asked us to wait 30 seconds."),
+        (1, "Align asked us to wait 1 second."),
+        (119, "Align asked us to wait 119 seconds."),
+        (120, "Align asked us to wait about 2 minutes."),
+        (600, "Align asked us to wait about 10 minutes."),
+        (None, "Wait a minute before trying again."),
+        (0, "You can try again now."),
     ],
 )
-def test_rate_limited_sentence_says_when_to_try_again(retry_after, sentence):
+def test_rate_limited_sentence_says_how_long_align_asked_us_to_wait(retry_after, sentence):
     failure = describe_failure(client.RateLimited("Align answered 429", retry_after=retry_after))
     assert failure.title == "Align is rate-limiting us"
     assert failure.sentence == sentence
     assert failure.status == 503
 
 
-def test_invalid_input_failure():
-    assert INVALID_INPUT.title == "Not a customer ID"
-    assert INVALID_INPUT.sentence.startswith("Paste the customer's UUID, e.g. 3f2a")
-    assert INVALID_INPUT.sentence.endswith("; nothing was looked up.")
+def test_invalid_input_card_only_says_nothing_happened():
+    """The reason is said once, under the field; the card must not repeat it."""
+    assert INVALID_INPUT.title == "Nothing was looked up"
+    assert INVALID_INPUT.sentence == ""
     assert INVALID_INPUT.status == 400
+    assert INVALID_INPUT.kind == "check"
 
 
 @pytest.mark.parametrize(
@@ -431,3 +594,114 @@ def test_audit_unavailable_is_a_transient_503_that_says_nothing_was_fetched():
     assert AUDIT_UNAVAILABLE.retry_after is None
     assert "audit log can't be written" in AUDIT_UNAVAILABLE.title
     assert "Nothing was fetched from Align" in AUDIT_UNAVAILABLE.sentence
+
+
+# --- The KYC link: prominence by KYC state, and who already copied it -------------------------
+
+
+@pytest.mark.parametrize(
+    "sub_status",
+    [
+        KycSubStatus.FORM_STARTED,
+        KycSubStatus.FORM_ACCEPTED,
+        KycSubStatus.RESUBMISSION_REQUIRED,
+        None,
+        "kyc_form_new_step",
+    ],
+)
+def test_pending_kyc_offers_the_link_as_the_primary_action(sub_status):
+    offer = presentation.link_offer(kyc(KycStatus.PENDING, sub_status))
+    assert offer.prominence == presentation.LinkProminence.PRIMARY
+    assert offer.note is None
+
+
+def test_approved_kyc_offers_the_link_quietly_and_says_there_is_nothing_to_send():
+    offer = presentation.link_offer(kyc(KycStatus.APPROVED))
+    assert offer.prominence == presentation.LinkProminence.SECONDARY
+    assert offer.note == "KYC is approved; there is normally nothing to send."
+
+
+def test_rejected_kyc_hides_the_link_behind_a_disclosure_with_a_warning():
+    offer = presentation.link_offer(kyc(KycStatus.REJECTED))
+    assert offer.prominence == "hidden_behind_disclosure"
+    assert offer.note == "KYC was rejected: do not onboard. Send this link only if compliance policy says so."
+
+
+@pytest.mark.parametrize("status", [None, "suspended"])
+def test_a_missing_or_unrecognised_status_keeps_the_link_quiet_and_says_to_check_first(status):
+    offer = presentation.link_offer(kyc(status))
+    assert offer.prominence == presentation.LinkProminence.SECONDARY
+    assert offer.note.endswith("check it before sending the link.")
+
+
+COPIED_AT = datetime(2026, 11, 24, 9, 14, tzinfo=UTC)
+
+
+def copy_event(username: str, user_id: int, occurred_at: datetime = COPIED_AT) -> AuditEvent:
+    user = User(pk=user_id, username=username)
+    return AuditEvent(user=user, action=AuditEvent.Action.LINK_COPIED, occurred_at=occurred_at)
+
+
+def test_link_copies_name_who_copied_it_and_when():
+    seen = presentation.describe_link_copies(
+        [copy_event("j.smith", 7)], viewer_id=1, now=COPIED_AT + timedelta(hours=3)
+    )
+    assert (seen.last.by, seen.last.when) == ("j.smith", "at 09:14 today")
+
+
+def test_link_copies_say_you_for_the_person_reading_the_card():
+    seen = presentation.describe_link_copies([copy_event("jane", 1)], viewer_id=1, now=COPIED_AT)
+    assert seen.last.by == "you"
+
+
+@pytest.mark.parametrize(
+    ("now", "when"),
+    [
+        (datetime(2026, 11, 25, 8, 0, tzinfo=UTC), "on 24 Nov at 09:14"),
+        (datetime(2027, 1, 2, 8, 0, tzinfo=UTC), "on 24 Nov 2026 at 09:14"),
+    ],
+)
+def test_link_copies_before_today_give_the_date(now, when):
+    seen = presentation.describe_link_copies([copy_event("j.smith", 7)], viewer_id=1, now=now)
+    assert seen.last.when == when
+
+
+def test_link_copy_times_are_in_the_dashboards_time_zone():
+    with timezone.override("Asia/Dubai"):
+        seen = presentation.describe_link_copies(
+            [copy_event("j.smith", 7)], viewer_id=1, now=COPIED_AT + timedelta(minutes=5)
+        )
+    assert seen.last.when == "at 13:14 today"
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "warning"),
+    [
+        (timedelta(seconds=30), "Copied less than a minute ago — check before sending it again."),
+        (timedelta(minutes=1), "Copied 1 minute ago — check before sending it again."),
+        (timedelta(minutes=12, seconds=40), "Copied 12 minutes ago — check before sending it again."),
+        (timedelta(minutes=59, seconds=59), "Copied 59 minutes ago — check before sending it again."),
+        (timedelta(hours=1), None),
+        (timedelta(days=3), None),
+    ],
+)
+def test_a_copy_in_the_last_hour_comes_with_a_warning(elapsed, warning):
+    seen = presentation.describe_link_copies([copy_event("j.smith", 7)], viewer_id=1, now=COPIED_AT + elapsed)
+    assert seen.recent_warning == warning
+
+
+def test_only_the_newest_copy_decides_the_warning():
+    events = [copy_event("j.smith", 7), copy_event("olga", 8, COPIED_AT - timedelta(minutes=5))]
+    seen = presentation.describe_link_copies(events, viewer_id=1, now=COPIED_AT + timedelta(hours=2))
+    assert seen.recent_warning is None
+    assert [copy.by for copy in seen.copies] == ["j.smith", "olga"]
+
+
+def test_no_copies_means_no_last_copy_and_no_warning():
+    seen = presentation.describe_link_copies([], viewer_id=1, now=COPIED_AT)
+    assert seen.last is None
+    assert seen.recent_warning is None
+
+
+def test_unreadable_link_copies_stay_unreadable():
+    assert presentation.describe_link_copies(None, viewer_id=1, now=COPIED_AT) is None

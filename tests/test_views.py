@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
@@ -11,12 +12,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.stub import DemoId, DrillId
+from customers.models import AuditEvent
+from customers.stub import DEMO_CUSTOMERS, DemoId, DrillId
 
 pytestmark = pytest.mark.django_db
 
 ADA = DemoId.INDIVIDUAL_APPROVED
 ADA_URL = f"/customers/{ADA}/"
+DEMO_BODIES = DEMO_CUSTOMERS
 
 
 def detail_url(customer_id) -> str:
@@ -115,8 +118,24 @@ def test_logout_is_post_only(staff_client):
     assert staff_client.get("/customers/").status_code == 302
 
 
-def test_post_to_lookup_is_refused(staff_client):
-    assert staff_client.post("/customers/", {"customer_id": str(ADA)}).status_code == 405
+def test_post_to_a_customer_address_is_refused(staff_client):
+    assert staff_client.post(ADA_URL, {"customer_id": str(ADA)}).status_code == 405
+
+
+def test_search_post_without_csrf_token_is_refused(staff_user, align):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    assert client.post("/customers/", {"customer_id": str(ADA)}).status_code == 403
+    assert len(align.calls) == 0
+
+
+def test_search_form_posts_so_what_was_typed_stays_out_of_urls(staff_client):
+    html = staff_client.get("/customers/").content.decode()
+    form = re.search(r'<form class="lookup-form"[^>]*>', html).group(0)
+    assert 'method="post"' in form
+    assert 'hx-post="/customers/"' in form
+    assert "hx-get" not in form
+    assert 'name="csrfmiddlewaretoken"' in html
 
 
 # --- The search page and its input ----------------------------------------------------------
@@ -142,17 +161,26 @@ def test_search_page_has_focused_field_and_no_result(staff_client):
     ],
 )
 def test_pasted_ids_lead_to_the_canonical_customer_address(staff_client, pasted):
-    response = staff_client.get("/customers/", {"customer_id": pasted})
+    response = staff_client.post("/customers/", {"customer_id": pasted})
     assert response.status_code == 302
     assert response["Location"] == ADA_URL
 
 
-@pytest.mark.parametrize("pasted", ["not-a-uuid", "3f2a9c1e", f"{ADA}0", "<script>alert(1)</script>", "   "])
+def test_links_made_with_a_customer_id_query_still_work(staff_client):
+    response = staff_client.get("/customers/", {"customer_id": str(ADA).upper()})
+    assert response.status_code == 302
+    assert response["Location"] == ADA_URL
+
+
+@pytest.mark.parametrize("pasted", ["not-a-uuid", "3f2a9c1e", f"{ADA}0", "<script>alert(1)</script>"])
 def test_invalid_input_is_rejected_inline_without_calling_align(staff_client, align, pasted):
-    response = staff_client.get("/customers/", {"customer_id": pasted})
+    response = staff_client.post("/customers/", {"customer_id": pasted})
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Not a customer ID" in html or "Paste a customer ID" in html
+    assert (
+        "Not a customer ID. Paste the customer&#x27;s UUID, e.g. 3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91."
+        in html
+    )
     assert "{example}" not in html
     assert "%(example)s" not in html
     assert 'aria-invalid="true"' in html
@@ -160,25 +188,63 @@ def test_invalid_input_is_rejected_inline_without_calling_align(staff_client, al
     assert len(align.calls) == 0
 
 
-def test_invalid_input_in_htmx_returns_error_card_and_out_of_band_field_message(
+@pytest.mark.parametrize("typed", ["not-a-uuid", "", "   "])
+def test_invalid_input_is_explained_once_under_the_field_and_the_card_stays_short(staff_client, typed):
+    html = staff_client.post("/customers/", {"customer_id": typed}).content.decode()
+    field_message = "Paste a customer ID first." if not typed.strip() else "Not a customer ID."
+    assert html.count(field_message) == 1
+    assert re.search(r'<p id="customer-id-status" class="field-error">[^<]*' + re.escape(field_message), html)
+    card = re.search(r'<div class="card failure-card.*?</div>', result_fragment(html), re.S).group(0)
+    assert "Nothing was looked up" in card
+    assert "<p>" not in card
+    assert "Paste" not in card
+    assert "Not a customer ID" not in card
+
+
+def test_invalid_input_in_htmx_returns_a_short_card_and_the_field_message_out_of_band(
     staff_client, align, htmx_headers
 ):
-    response = staff_client.get("/customers/", {"customer_id": "nope"}, headers=htmx_headers)
+    response = staff_client.post("/customers/", {"customer_id": "nope"}, headers=htmx_headers)
     assert response.status_code == 400
     html = response.content.decode()
     assert "<html" not in html
-    assert "Not a customer ID" in html
-    assert "e.g. 3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91; nothing was looked up" in html
-    assert 'id="customer-id-status" class="field-error" hx-swap-oob="true"' in html
-    assert "HX-Push-Url" not in response
+    assert "Nothing was looked up" in html
+    assert re.search(
+        r'<p id="customer-id-status" class="field-error" hx-swap-oob="true">Not a customer ID. Paste', html
+    )
     assert len(align.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("current_url", "header"),
+    [
+        (f"http://testserver{ADA_URL}", "HX-Push-Url"),
+        ("http://testserver/customers/?customer_id=jane%40example.com", "HX-Replace-Url"),
+        ("http://testserver/customers/", "HX-Replace-Url"),
+    ],
+)
+def test_invalid_input_in_htmx_moves_the_address_bar_to_the_search_page(
+    staff_client, htmx_headers, current_url, header
+):
+    """A reload after invalid input must not look the previous customer up again."""
+    response = staff_client.post(
+        "/customers/",
+        {"customer_id": "jane@example.com"},
+        headers=htmx_headers | {"HX-Current-URL": current_url},
+    )
+    assert response[header] == "/customers/"
+    other = "HX-Replace-Url" if header == "HX-Push-Url" else "HX-Push-Url"
+    assert other not in response
+    assert "jane@example.com" not in response[header]
 
 
 def test_valid_input_in_htmx_returns_fragment_and_pushes_the_customer_address(
     staff_client, serve, htmx_headers
 ):
     serve()
-    response = staff_client.get("/customers/", {"customer_id": f" {str(ADA).upper()} "}, headers=htmx_headers)
+    response = staff_client.post(
+        "/customers/", {"customer_id": f" {str(ADA).upper()} "}, headers=htmx_headers
+    )
     assert response.status_code == 200
     assert response["HX-Push-Url"] == ADA_URL
     html = response.content.decode()
@@ -238,6 +304,7 @@ def test_deep_link_and_htmx_swap_render_identical_result_markup(
     full = staff_client.get(ADA_URL).content.decode()
     fragment = staff_client.get(ADA_URL, headers=htmx_headers).content.decode()
     result_part, recent_part = fragment.split('<aside id="recent-lookups"')
+    result_part = result_part.split("<title>")[0]
     assert normalise_space(result_fragment(full)) == normalise_space(result_part)
     assert 'hx-swap-oob="true"' in recent_part
 
@@ -285,7 +352,7 @@ def test_corporate_shows_company_name(staff_client, serve):
             ["Pending", "Resubmission required", "Send the customer the same KYC link to resubmit."],
         ),
         (DemoId.REJECTED, ["badge-rejected", "Rejected", "Do not onboard; escalate per policy."]),
-        (DemoId.KYC_NOT_STARTED, ["Not started", "No KYC on file yet."]),
+        (DemoId.KYC_NOT_STARTED, ["Not started", "Align has no KYC for this customer yet."]),
     ],
 )
 def test_kyc_state_is_shown_in_words_staff_can_act_on(staff_client, serve, demo_id, expected):
@@ -313,6 +380,15 @@ def test_unrecognised_values_are_shown_as_sent_and_marked(staff_client, serve):
     assert "gbp · faster_payments" in html
     assert "unrecognised" in html
     assert "Ada Lovelace" in html
+
+
+def test_a_rail_align_added_later_is_marked_even_when_its_status_is_known(staff_client, serve):
+    def change(body):
+        body["kycs"]["status_breakdown"] = [{"currency": "usd", "payment_rails": "swift", "status": "approved"}]
+
+    serve(change=change)
+    html = staff_client.get(ADA_URL).content.decode()
+    assert re.search(r'<th scope="row">USD · swift <span class="badge-note">unrecognised</span></th>', html)
 
 
 def test_breakdown_rows_have_readable_labels_and_badges(staff_client, serve):
@@ -372,7 +448,7 @@ def test_approved_customer_with_address_shows_it(staff_client, serve):
     serve()
     html = staff_client.get(ADA_URL).content.decode()
     assert ADA_STREET in html
-    assert "SW1Y 4JH London" in html
+    assert "SW1Y 4JH<br>United Kingdom (GB)" in html
 
 
 def test_approved_customer_without_address_says_align_has_none(staff_client, serve):
@@ -416,7 +492,7 @@ def test_address_sent_for_a_customer_not_approved_is_never_rendered(
             {"status": 429, "json": {}, "headers": {"Retry-After": "17"}},
             503,
             "rate-limiting",
-            "in 17 seconds",
+            "wait 17 seconds",
         ),
         ({"status": 500, "json": {}}, 502, "Align is unavailable", "Try again shortly."),
         ({"status": 503, "json": {}}, 502, "Align is unavailable", "Try again shortly."),
@@ -585,3 +661,309 @@ def test_try_again_is_offered_for_transient_failures_only(staff_client, align, c
     unknown = uuid.uuid4()
     align.get(customer_url(unknown), status=404)
     assert b">Try again</a>" not in staff_client.get(detail_url(unknown)).content
+
+
+@pytest.mark.parametrize("status", [401, 403, 200])
+def test_red_cards_for_an_administrator_offer_no_try_again(staff_client, align, customer_url, status):
+    align.get(customer_url(ADA), status=status, body="not json" if status == 200 else "")
+    html = staff_client.get(ADA_URL).content.decode()
+    assert "failure-broken" in html
+    assert "Try again" not in html
+
+
+def test_rate_limited_try_again_carries_the_wait_for_the_countdown(staff_client, align, customer_url):
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "45"})
+    html = staff_client.get(ADA_URL).content.decode()
+    assert re.search(r'<a class="button try-again"[^>]*data-retry-after="45"[^>]*>Try again</a>', html)
+
+
+# --- Which customer the page is about, after a swap (issue #9) ------------------------------
+
+
+def page_title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_swap_carries_the_same_tab_title_as_the_deep_link(
+    staff_client, align, customer_url, status, htmx_headers
+):
+    kwargs = {"json": DEMO_BODIES[ADA]} if status == 200 else {"status": status}
+    align.get(customer_url(ADA), **kwargs)
+    align.get(customer_url(ADA), **kwargs)
+    full = page_title(staff_client.get(ADA_URL).content.decode())
+    fragment = staff_client.get(ADA_URL, headers=htmx_headers).content.decode()
+    assert page_title(fragment) == full == "Customer 3f2a9c1e…7e91 · KYC Desk"
+
+
+def test_invalid_input_swap_carries_the_same_tab_title_as_the_page(staff_client, htmx_headers):
+    full = page_title(staff_client.post("/customers/", {"customer_id": "nope"}).content.decode())
+    fragment = staff_client.post(
+        "/customers/", {"customer_id": "nope"}, headers=htmx_headers
+    ).content.decode()
+    assert page_title(fragment) == full == "Nothing was looked up · KYC Desk"
+
+
+def test_customer_card_and_failure_card_name_the_customer_id_they_show(
+    staff_client, align, customer_url, serve
+):
+    serve()
+    card = staff_client.get(ADA_URL).content.decode()
+    assert re.search(rf'<article class="card customer-card"[^>]*data-customer-id="{ADA}">', card)
+    other = uuid.uuid4()
+    align.get(customer_url(other), status=404)
+    failure = staff_client.get(detail_url(other)).content.decode()
+    assert re.search(rf'class="card failure-card failure-check"[^>]*data-customer-id="{other}"', failure)
+
+
+def test_every_swap_clears_or_sets_the_message_under_the_field(staff_client, serve, htmx_headers):
+    serve()
+    html = staff_client.get(ADA_URL, headers=htmx_headers).content.decode()
+    assert re.search(r'<p id="customer-id-status" class="field-error" hx-swap-oob="true">\s*</p>', html)
+
+
+# --- What the overall status means for the rails, and addresses by country (issue #9) ----------
+
+
+def address_block(html: str) -> str:
+    match = re.search(r'<address class="address">(.*?)</address>', html, re.S)
+    assert match, "no address on the card"
+    return match.group(1)
+
+
+def test_approved_corporate_demo_says_under_the_breakdown_that_its_pending_rail_cannot_be_used(
+    staff_client, serve
+):
+    serve(DemoId.CORPORATE_APPROVED)
+    html = normalise_space(staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode())
+    assert (
+        '</table> <p class="kyc-rails-note">'
+        "Approved overall; USD · Wire is still pending, so that rail can&#x27;t be used yet.</p>"
+    ) in html
+
+
+def test_approved_corporate_demo_names_the_country_and_leaves_out_the_placeholder_postal_code(
+    staff_client, serve
+):
+    serve(DemoId.CORPORATE_APPROVED)
+    address = address_block(staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode())
+    assert address.endswith("Dubai<br>United Arab Emirates (AE)")
+    assert "00000" not in address
+
+
+def test_gb_address_puts_the_postcode_on_its_own_line_and_names_the_country(staff_client, serve):
+    serve()
+    address = address_block(staff_client.get(ADA_URL).content.decode())
+    assert address.endswith("London<br>Greater London<br>SW1Y 4JH<br>United Kingdom (GB)")
+
+
+def test_rejected_demo_says_not_to_use_the_rail_that_still_shows_pending(staff_client, serve):
+    serve(DemoId.REJECTED)
+    html = staff_client.get(detail_url(DemoId.REJECTED)).content.decode()
+    assert (
+        '<p class="kyc-rails-note">Rejected overall: do not use any rail, '
+        "even though EUR · SEPA still shows Pending.</p>"
+    ) in html
+
+
+def test_no_rails_note_when_every_rail_agrees_with_the_overall_status(staff_client, serve):
+    serve()
+    assert b"kyc-rails-note" not in staff_client.get(ADA_URL).content
+
+
+def test_rails_note_escapes_a_rail_status_sent_by_align(staff_client, serve):
+    def change(body):
+        body["kycs"].update(status="rejected")
+        body["kycs"]["status_breakdown"][0]["status"] = "<img src=x>"
+
+    serve(change=change)
+    html = staff_client.get(ADA_URL).content.decode()
+    assert "<img src=x>" not in html
+    assert "USD · ACH shows “&lt;img src=x&gt;”" in html
+
+
+def test_unknown_country_is_shown_as_sent_and_escaped(staff_client, serve):
+    serve(change=lambda body: body["address"].update(country="<b>Narnia</b>"))
+    address = address_block(staff_client.get(ADA_URL).content.decode())
+    assert address.endswith("SW1Y 4JH<br>&lt;b&gt;Narnia&lt;/b&gt;")
+
+
+def test_customer_without_kyc_is_told_who_can_start_a_session(staff_client, serve):
+    serve(DemoId.KYC_NOT_STARTED)
+    html = staff_client.get(detail_url(DemoId.KYC_NOT_STARTED)).content.decode()
+    assert (
+        "<strong>Next step:</strong> Align has no KYC for this customer yet. "
+        "Ask an administrator to start a KYC session in Align."
+    ) in html
+
+
+# --- The KYC link by KYC state, and who already copied it -------------------------------------
+
+
+def kyc_link_html(html: str) -> str:
+    """The card's KYC link block, to the end of the KYC section."""
+    match = re.search(r'<div class="kyc-link">.*?</section>', html, re.S)
+    assert match, "no KYC link block in the page"
+    return match.group(0)
+
+
+def copy_link_button(html: str) -> str:
+    (button,) = re.findall(r"<button[^>]*>Copy link</button>", html, re.S)
+    return button
+
+
+def link_copies_line(html: str) -> str:
+    match = re.search(r'<div id="link-copies".*?</div>', html, re.S)
+    assert match, "no link copies line in the page"
+    return normalise_space(match.group(0))
+
+
+def record_copy(user, customer_id=ADA, minutes_ago: float = 0) -> AuditEvent:
+    event = AuditEvent.objects.create(
+        user=user,
+        action=AuditEvent.Action.LINK_COPIED,
+        customer_id=customer_id,
+        outcome=AuditEvent.Outcome.COPIED,
+    )
+    if minutes_ago:
+        event.occurred_at -= timedelta(minutes=minutes_ago)
+        event.save(update_fields=["occurred_at"])
+    return event
+
+
+def at_today(event: AuditEvent) -> str:
+    return f"at {timezone.localtime(event.occurred_at):%H:%M} today"
+
+
+@pytest.fixture
+def colleague(django_user_model):
+    return django_user_model.objects.create_user(username="j.smith", password="irrelevant-password")
+
+
+def test_rejected_card_keeps_the_link_behind_show_link_anyway_with_a_warning(staff_client, serve):
+    serve(DemoId.REJECTED)
+    block = kyc_link_html(staff_client.get(detail_url(DemoId.REJECTED)).content.decode())
+    disclosure = re.search(
+        r'<details class="kyc-link-disclosure">\s*<summary>Show link anyway</summary>(.*?)</details>',
+        block,
+        re.S,
+    )
+    assert disclosure, "no 'Show link anyway' disclosure"
+    inside = disclosure.group(1)
+    assert "KYC was rejected: do not onboard. Send this link only if compliance policy says so." in inside
+    assert 'id="kyc-flow-link"' in inside
+    assert "data-audit-beacon" in copy_link_button(inside)
+    outside = block.replace(disclosure.group(0), "")
+    assert 'id="kyc-flow-link"' not in outside
+    assert "Copy link" not in outside
+
+
+def test_rejected_card_has_no_primary_copy_link(staff_client, serve):
+    serve(DemoId.REJECTED)
+    block = kyc_link_html(staff_client.get(detail_url(DemoId.REJECTED)).content.decode())
+    assert "button-primary" not in copy_link_button(block)
+
+
+def test_approved_card_offers_copy_link_as_a_secondary_button(staff_client, serve):
+    serve()
+    block = kyc_link_html(staff_client.get(ADA_URL).content.decode())
+    assert 'class="button button-small"' in copy_link_button(block)
+    assert "Show link anyway" not in block
+    assert "KYC is approved; there is normally nothing to send." in block
+
+
+@pytest.mark.parametrize(
+    "demo_id", [DemoId.FORM_STARTED, DemoId.UNDER_REVIEW, DemoId.RESUBMISSION_REQUIRED], ids=str
+)
+def test_pending_card_offers_copy_link_as_the_primary_action(staff_client, serve, demo_id):
+    serve(demo_id)
+    block = kyc_link_html(staff_client.get(detail_url(demo_id)).content.decode())
+    assert 'class="button button-primary button-small"' in copy_link_button(block)
+    assert "Show link anyway" not in block
+
+
+def test_card_with_an_unrecognised_status_offers_the_link_quietly_and_says_to_check(staff_client, serve):
+    serve(change=lambda body: body["kycs"].update(status="suspended"))
+    block = kyc_link_html(staff_client.get(ADA_URL).content.decode())
+    assert "button-primary" not in copy_link_button(block)
+    assert "check it before sending the link." in block
+
+
+def test_card_says_who_last_copied_the_link_and_when(staff_client, serve, colleague):
+    copy = record_copy(colleague, minutes_ago=0.5)
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    assert "Link last copied by j.smith <time datetime=" in line
+    assert f">{at_today(copy)}</time>" in line
+
+
+def test_card_says_you_when_the_reader_copied_the_link_last(staff_client, serve, staff_user, colleague):
+    record_copy(colleague)
+    record_copy(staff_user)
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    assert "Link last copied by you <time" in line
+    assert "Link last copied by j.smith" not in line
+
+
+def test_card_says_when_the_link_was_never_copied(staff_client, serve, colleague):
+    record_copy(colleague, customer_id=DemoId.FORM_STARTED)
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    assert "Not copied from KYC Desk yet." in line
+    assert "j.smith" not in line
+
+
+def test_a_copy_in_the_last_hour_warns_before_sending_again(staff_client, serve, colleague):
+    record_copy(colleague, minutes_ago=12.5)
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    warning = "Copied 12 minutes ago — check before sending it again."
+    assert f'<p class="link-copies-recent small">{warning}</p>' in line
+
+
+def test_a_copy_over_an_hour_ago_comes_without_a_warning(staff_client, serve, colleague):
+    record_copy(colleague, minutes_ago=61)
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    assert "Link last copied by j.smith" in line
+    assert "check before sending" not in line
+
+
+def test_card_lists_the_last_five_copies_behind_a_disclosure(staff_client, serve, staff_user, colleague):
+    copies = [record_copy(colleague if number % 2 else staff_user) for number in range(7)]
+    serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    history = re.search(
+        r'<details class="link-copies-history"> <summary>Last 5 copies</summary>(.*?)</details>', line
+    )
+    assert history, "no disclosure of the last five copies"
+    entries = re.findall(r'<li>(\S+) <time datetime="([^"]+)">', history.group(1))
+    assert entries == [
+        ("j.smith" if event.user == colleague else "you", timezone.localtime(event.occurred_at).isoformat())
+        for event in copies[::-1][:5]
+    ]
+
+
+def test_a_single_copy_needs_no_list_of_copies(staff_client, serve, colleague):
+    record_copy(colleague)
+    serve()
+    assert "link-copies-history" not in link_copies_line(staff_client.get(ADA_URL).content.decode())
+
+
+def test_link_copies_show_usernames_and_times_only(staff_client, serve, demo_body, colleague):
+    record_copy(colleague)
+    record_copy(colleague)
+    body = serve()
+    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    personal = [
+        body["email"],
+        body["first_name"],
+        body["last_name"],
+        body["address"]["street_line_1"],
+        body["address"]["city"],
+        body["kycs"]["kyc_flow_link"],
+        str(ADA),
+    ]
+    assert [value for value in personal if value in line] == []
+    assert "j.smith" in line

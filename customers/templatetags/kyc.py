@@ -16,6 +16,7 @@ UNRECOGNISED_NOTE = mark_safe(' <span class="badge-note">unrecognised</span>')
 register.filter("kyc_summary", presentation.kyc_summary)
 register.filter("customer_type_badge", presentation.customer_type_badge)
 register.filter("breakdown_label", presentation.breakdown_label)
+register.filter("breakdown_is_recognised", presentation.breakdown_is_recognised)
 register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
 register.filter("web_link", presentation.web_link)
 
@@ -44,3 +45,23 @@ def badge(value: presentation.Badge) -> SafeString:
         value.label,
         note,
     )
+
+
+@register.filter
+def short_id(customer_id) -> str:
+    """An ID short enough for a list and still told apart: "3f2a9c1e…7e91", "00000000…0429".
+
+    The last four matter as much as the first eight: the failure drills share their first eight.
+    """
+    text = str(customer_id)
+    return f"{text[:8]}…{text[-4:]}"
+
+
+# The KYC link's prominence and "who already copied it" (issue #9, items 5 and 16).
+register.filter("link_offer", presentation.link_offer)
+
+
+@register.simple_tag(takes_context=True)
+def link_copies_seen(context, events) -> presentation.LinkCopies | None:
+    """The link's recent copies, worded for whoever is reading the card ("by you") right now."""
+    return presentation.describe_link_copies(events, viewer_id=context["request"].user.pk, now=timezone.now())

@@ -53,6 +53,138 @@
     if (event.target.id === "customer-id" && event.target.value) event.target.select();
   });
 
+  // --- Which customer is on screen ------------------------------------------------------------
+  // The ID field always names the customer the result area shows (or the ID that failed), so
+  // staff never read one customer's card under another customer's ID.
+  // What staff typed while the answer was on its way is theirs (the next ID, pasted early): the
+  // answer must not overwrite it, or Enter would look the previous customer up again.
+  let fieldEditedAt = 0;
+  let lookupStartedAt = 0;
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "customer-id") fieldEditedAt = performance.now();
+  });
+
+  function syncFieldWithResult() {
+    const input = document.getElementById("customer-id");
+    const shown = document.querySelector("#result [data-customer-id]");
+    if (!input || !shown || fieldEditedAt > lookupStartedAt) return;
+    if (input.value !== shown.dataset.customerId) input.value = shown.dataset.customerId;
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "result") return;
+    syncFieldWithResult();
+    startCountdowns(event.detail.target);
+  });
+
+  // --- A lookup in flight ---------------------------------------------------------------------
+  // Read a customer ID the way the server does, only to say which customer is being fetched.
+  const HYPHENATED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  const BARE = /^[0-9a-f]{32}$/;
+  const DETAIL_PATH = /\/customers\/([0-9a-f-]{36})\/?(?:\?|$)/;
+
+  function customerIdFrom(text) {
+    let candidate = String(text || "").trim();
+    if (/^(https?:\/\/|\/)/i.test(candidate)) {
+      const segments = candidate.split(/[?#]/)[0].split("/").filter(Boolean);
+      candidate = segments.length ? segments[segments.length - 1] : "";
+    }
+    candidate = candidate.toLowerCase().replace(/^urn:uuid:/, "").replace(/^\{(.*)\}$/, "$1");
+    if (HYPHENATED.test(candidate)) return candidate;
+    if (BARE.test(candidate)) {
+      return [candidate.slice(0, 8), candidate.slice(8, 12), candidate.slice(12, 16),
+        candidate.slice(16, 20), candidate.slice(20)].join("-");
+    }
+    return null;
+  }
+
+  function requestedCustomerId(requestConfig) {
+    const fromPath = DETAIL_PATH.exec(requestConfig.path || "");
+    if (fromPath) return fromPath[1];
+    return customerIdFrom(requestConfig.parameters && requestConfig.parameters.customer_id);
+  }
+
+  let inFlight = null;
+
+  function setProgress(region, requested, sameAsShown) {
+    const text = region.querySelector(".lookup-progress-text");
+    const elapsed = region.querySelector(".lookup-elapsed");
+    if (text) {
+      if (!requested) text.textContent = "Checking what you entered…";
+      else text.textContent = (sameAsShown ? "Refreshing " : "Looking up ") + requested + "…";
+    }
+    if (elapsed) elapsed.textContent = "0 s";
+  }
+
+  // While a lookup runs, the card on screen is either the same customer (dimmed, "Refreshing")
+  // or replaced by a skeleton: a previous customer is never left looking like the answer.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "result") return;
+    lookupStartedAt = performance.now();
+    const region = document.getElementById("lookup-region");
+    if (!region) return;
+    const requested = requestedCustomerId(event.detail.requestConfig);
+    const shown = document.querySelector("#result [data-customer-id]");
+    const sameAsShown = Boolean(requested && shown && shown.dataset.customerId === requested);
+    region.dataset.pending = sameAsShown ? "same" : "other";
+    setProgress(region, requested, sameAsShown);
+    if (inFlight) window.clearInterval(inFlight.timer);
+    const started = Date.now();
+    const elapsed = region.querySelector(".lookup-elapsed");
+    inFlight = {
+      xhr: event.detail.xhr,
+      timer: window.setInterval(function () {
+        if (elapsed) elapsed.textContent = Math.floor((Date.now() - started) / 1000) + " s";
+      }, 1000),
+    };
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!inFlight || event.detail.xhr !== inFlight.xhr) return;
+    window.clearInterval(inFlight.timer);
+    inFlight = null;
+    const region = document.getElementById("lookup-region");
+    if (region) delete region.dataset.pending;
+  });
+
+  // --- Rate limits: Try again only once Align's wait is over -----------------------------------
+  // Counted from a deadline, not by ticks: a background tab's timers may run late.
+  function startCountdowns(root) {
+    root.querySelectorAll("[data-retry-after]").forEach(function (button) {
+      const seconds = parseInt(button.dataset.retryAfter, 10);
+      if (!(seconds > 0)) return;
+      const readyAt = Date.now() + seconds * 1000;
+      const wait = document.createElement("span");
+      wait.className = "retry-wait";
+      wait.setAttribute("aria-hidden", "true");
+      button.append(wait);
+      button.setAttribute("aria-disabled", "true");
+      function tick() {
+        const remaining = Math.ceil((readyAt - Date.now()) / 1000);
+        if (remaining <= 0 || !document.contains(button)) {
+          window.clearInterval(timer);
+          button.removeAttribute("aria-disabled");
+          wait.remove();
+          return;
+        }
+        wait.textContent = " in " + remaining + " s";
+      }
+      const timer = window.setInterval(tick, 250);
+      tick();
+    });
+  }
+
+  // A waiting Try again neither navigates nor reaches htmx (this runs first, in the capture phase).
+  document.addEventListener("click", function (event) {
+    const waiting = event.target.closest && event.target.closest("[data-retry-after][aria-disabled='true']");
+    if (!waiting) return;
+    event.preventDefault();
+    event.stopPropagation();
+  }, true);
+
+  document.addEventListener("DOMContentLoaded", function () { startCountdowns(document); });
+
   // The field's error line is swapped out-of-band; keep aria-invalid in step with it.
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     if (event.target.id !== "customer-id-status") return;
