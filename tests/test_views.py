@@ -384,7 +384,8 @@ def test_unrecognised_values_are_shown_as_sent_and_marked(staff_client, serve):
 
 def test_a_rail_align_added_later_is_marked_even_when_its_status_is_known(staff_client, serve):
     def change(body):
-        body["kycs"]["status_breakdown"] = [{"currency": "usd", "payment_rails": "swift", "status": "approved"}]
+        swift = {"currency": "usd", "payment_rails": "swift", "status": "approved"}
+        body["kycs"]["status_breakdown"] = [swift]
 
     serve(change=change)
     html = staff_client.get(ADA_URL).content.decode()
