@@ -311,10 +311,23 @@ def test_a_slow_lookup_of_another_customer_hides_the_previous_card(logged_in_pag
     expect(progress).to_contain_text(f"Looking up {GRACE}")
     expect(page.locator("#customer-name")).to_be_hidden()
     expect(page.locator(".lookup-skeleton")).to_be_visible()
+    expect(page.locator(FIELD)).to_have_value(GRACE)
     expect(progress.locator(".lookup-elapsed")).to_have_text("1 s")
     expect(page.locator("#customer-name")).to_have_text("Grace Hopper")
     expect(progress).to_be_hidden()
     expect(page.locator(".lookup-skeleton")).to_be_hidden()
+
+
+def test_a_lookup_started_far_down_the_side_column_on_a_phone_is_brought_into_sight(logged_in_page, stand_in):
+    page = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    stand_in.delay = 1
+    link = demo_link(page, DrillId.MALFORMED)
+    link.scroll_into_view_if_needed()
+    assert page.evaluate("window.scrollY") > 0
+    link.click()
+    expect(page.locator(".lookup-progress")).to_be_in_viewport()
+    expect(page.locator(FIELD)).to_be_in_viewport()
 
 
 def test_a_slow_refresh_keeps_the_same_customer_dimmed_and_says_so(logged_in_page, stand_in):

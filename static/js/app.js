@@ -129,6 +129,13 @@
     const sameAsShown = Boolean(requested && shown && shown.dataset.customerId === requested);
     region.dataset.pending = sameAsShown ? "same" : "other";
     setProgress(region, requested, sameAsShown);
+    // A link (demo, recent, Refresh, Try again) names its customer in the field at once, as a
+    // search does; and one far down the side column (on a phone, below the card) brings the
+    // field and the progress line into sight.
+    const input = document.getElementById("customer-id");
+    if (input && requested && !event.detail.elt.closest("form")) input.value = requested;
+    const form = document.querySelector(".lookup-form");
+    if (form && region.getBoundingClientRect().top < 0) form.scrollIntoView({ block: "start" });
     if (inFlight) window.clearInterval(inFlight.timer);
     const started = Date.now();
     const elapsed = region.querySelector(".lookup-elapsed");
