@@ -10,7 +10,6 @@ times on one line.
 
 import csv
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -69,12 +68,6 @@ def audit_time(moment: datetime) -> SafeString:
     )
 
 
-def short_customer_id(customer_id: uuid.UUID) -> str:
-    """The first 8 and last 4 digits: short enough for a column, and IDs sharing a prefix differ."""
-    text = str(customer_id)
-    return f"{text[:8]}…{text[-4:]}"
-
-
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = [
@@ -119,7 +112,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="customer ID", ordering="customer_id")
     def short_customer(self, event: AuditEvent) -> SafeString:
         full_id = event.customer_id
-        return format_html('<code class="audit-id" title="{}">{}</code>', full_id, short_customer_id(full_id))
+        return format_html(
+            '<code class="audit-id" title="{}">{}</code>', full_id, presentation.short_customer_id(full_id)
+        )
 
     @admin.display(description="customer ID")
     def full_customer(self, event: AuditEvent) -> SafeString:

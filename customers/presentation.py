@@ -236,6 +236,15 @@ def _number(items: list[str], one: str, several: str) -> str:
     return one if len(items) == 1 else several
 
 
+def short_customer_id(customer_id) -> str:
+    """An ID short enough for a list and still told apart: "3f2a9c1e…7e91", "00000000…0429".
+
+    The last four matter as much as the first eight: the failure drills share their first eight.
+    """
+    text = str(customer_id)
+    return f"{text[:8]}…{text[-4:]}"
+
+
 def web_link(link: str | None) -> str | None:
     """The link if it is safe to render as one (http or https with a host); otherwise None."""
     if not link or any(char.isspace() or ord(char) < 0x20 for char in link):

@@ -19,6 +19,7 @@ register.filter("breakdown_label", presentation.breakdown_label)
 register.filter("breakdown_is_recognised", presentation.breakdown_is_recognised)
 register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
 register.filter("web_link", presentation.web_link)
+register.filter("short_id", presentation.short_customer_id)
 
 
 @register.filter
@@ -45,16 +46,6 @@ def badge(value: presentation.Badge) -> SafeString:
         value.label,
         note,
     )
-
-
-@register.filter
-def short_id(customer_id) -> str:
-    """An ID short enough for a list and still told apart: "3f2a9c1e…7e91", "00000000…0429".
-
-    The last four matter as much as the first eight: the failure drills share their first eight.
-    """
-    text = str(customer_id)
-    return f"{text[:8]}…{text[-4:]}"
 
 
 # The KYC link's prominence and "who already copied it" (issue #9, items 5 and 16).
