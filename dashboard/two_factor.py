@@ -8,6 +8,7 @@ who must verify, walks a user through enrolment, and hands out recovery codes ex
 
 import functools
 import logging
+import time
 from base64 import b32encode
 from collections.abc import Callable, Iterable
 from urllib.parse import urlencode, urlsplit
@@ -16,6 +17,7 @@ import django_otp
 import segno
 from django import forms
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -26,10 +28,14 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp.models import Device
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
+
+from dashboard.security import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,9 @@ RECOVERY_DEVICE_NAME = "Recovery codes"
 RECOVERY_CODE_COUNT = 10
 # Fresh recovery codes wait here between the enrolment POST and the one page that shows them.
 RECOVERY_CODES_SESSION_KEY = "two_factor_new_recovery_codes"
+# The secret of the setup attempt under way, kept on the server (database sessions) and nowhere
+# else until its first code checks out.
+PENDING_KEY_SESSION_KEY = "two_factor_pending_key"
 
 THROTTLED_MESSAGE = (
     "Too many wrong codes. Wait a few seconds and try again: each wrong code makes the wait longer."
@@ -46,7 +55,9 @@ WRONG_CODE_MESSAGE = (
     "That code didn't work. Enter the code your authenticator app shows now, or an unused recovery code."
 )
 WRONG_SETUP_CODE_MESSAGE = (
-    "That code didn't work. Enter the 6-digit code your authenticator app shows now for KYC Desk."
+    "That code didn't work. Enter the 6-digit code your authenticator app shows now for KYC Desk. "
+    "Each time this page opens it makes a new key: if you scanned an earlier one, "
+    "scan the QR code on this page."
 )
 SETUP_CODE_FORMAT_MESSAGE = "Enter the 6-digit code from your authenticator app."
 
@@ -135,8 +146,10 @@ def _check_code(user, devices: Iterable[Device], code: str) -> Device:
 
     Each django-otp device throttles itself after wrong codes and then refuses even the right
     one without saying so; asking verify_is_allowed() first lets the page say so instead.
+    An unconfirmed device never counts, whoever passes it in: its secret may have been seen by
+    someone who had only the password.
     """
-    devices = list(devices)
+    devices = [device for device in devices if device.confirmed]
     allowed = [device for device in devices if device.verify_is_allowed()[0]]
     if devices and not allowed:
         logger.warning("Two-factor code not checked: too many wrong codes")
@@ -164,29 +177,44 @@ def _code_input(*, numeric: bool) -> forms.TextInput:
 
 
 class SetupForm(forms.Form):
-    """The first code from a newly added app, which proves the app holds the right secret."""
+    """The first code from a newly added app, which proves the app holds the right secret.
+
+    Not throttled: whoever is on the setup page is shown this secret, so guessing its codes
+    gains nothing.
+    """
 
     # No autofocus: on a phone it would scroll past the QR code and cover it with the keyboard.
     token = forms.CharField(
         label="6-digit code from the app", max_length=20, widget=_code_input(numeric=True)
     )
 
-    def __init__(self, user, device: TOTPDevice, *args, **kwargs) -> None:
+    def __init__(self, device: TOTPDevice, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.user = user
         self.device = device
 
     def clean_token(self) -> str:
         code = _compact(self.cleaned_data["token"])
         if not code.isdigit() or len(code) != self.device.digits:
             raise ValidationError(SETUP_CODE_FORMAT_MESSAGE, code="format")
-        try:
-            _check_code(self.user, [self.device], code)
-        except ValidationError as error:
-            if error.code == "wrong":
-                raise ValidationError(WRONG_SETUP_CODE_MESSAGE, code="wrong") from None
-            raise
+        if not _accept_first_code(self.device, code):
+            logger.warning("Two-factor setup code refused")
+            raise ValidationError(WRONG_SETUP_CODE_MESSAGE, code="wrong")
         return code
+
+
+def _accept_first_code(device: TOTPDevice, code: str) -> bool:
+    """Check a code against the unsaved device as TOTPDevice.verify_token would, without saving.
+
+    The code's time step is remembered, so the code that confirmed the app cannot be entered
+    again at the next sign-in.
+    """
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time()
+    if not totp.verify(int(code), device.tolerance):
+        return False
+    device.last_t = totp.t()
+    device.drift = totp.drift
+    return True
 
 
 class VerifyForm(forms.Form):
@@ -250,12 +278,18 @@ def _grouped(secret: str) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
-def _pending_app_device(user) -> TOTPDevice:
-    """The one unconfirmed device being enrolled, kept across reloads so a scanned code stays valid."""
-    device = TOTPDevice.objects.devices_for_user(user, confirmed=False).order_by("pk").first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name=APP_DEVICE_NAME, confirmed=False)
-    return device
+def _app_device_for_attempt(request: HttpRequest) -> TOTPDevice:
+    """This setup attempt's app, unsaved: its secret lives only in this session until confirmed.
+
+    Opening the page starts a new attempt with a new secret; a POST continues the attempt its
+    page started. A secret seen on another sign-in (by someone who had only the password, say)
+    belongs to that session alone, so the account's owner can never confirm it later.
+    """
+    key = request.session.get(PENDING_KEY_SESSION_KEY) if request.method == "POST" else None
+    if key is None:
+        key = default_key()
+        request.session[PENDING_KEY_SESSION_KEY] = key
+    return TOTPDevice(user=request.user, name=APP_DEVICE_NAME, key=key, confirmed=True)
 
 
 def _new_recovery_codes(user) -> list[str]:
@@ -269,6 +303,32 @@ def _new_recovery_codes(user) -> list[str]:
     return sorted(codes)
 
 
+def _enrol(request: HttpRequest, device: TOTPDevice) -> list[str]:
+    """Make the confirmed app the user's only second factor, with a new sheet of recovery codes.
+
+    One transaction removes every earlier device of the user (leftover unconfirmed apps, recovery
+    codes, extra codes an administrator issued), so nothing issued or seen before this
+    confirmation signs in after it. The enrolment goes on the user's History in /admin/.
+    """
+    user = device.user
+    address = client_ip(request)
+    with transaction.atomic():
+        for device_model in django_otp.device_classes():
+            device_model.objects.filter(user=user).delete()
+        device.save()
+        codes = _new_recovery_codes(user)
+        LogEntry.objects.log_actions(
+            user_id=user.pk,
+            queryset=[user],
+            action_flag=CHANGE,
+            change_message=f"Set up two-factor sign-in from {address}: an authenticator app and "
+            f"{RECOVERY_CODE_COUNT} recovery codes, replacing any earlier ones.",
+        )
+    logger.info("Two-factor authenticator app enrolled", extra={"client_ip": address})
+    return codes
+
+
+@require_http_methods(["GET", "POST"])
 @never_cache
 @login_required
 def setup(request: HttpRequest) -> HttpResponse:
@@ -284,17 +344,13 @@ def setup(request: HttpRequest) -> HttpResponse:
             return redirect(_destination(request))
         return redirect(_with_next(reverse("two_factor_verify"), next_url))
 
-    device = _pending_app_device(user)
-    form = SetupForm(user, device, data=request.POST if request.method == "POST" else None)
+    device = _app_device_for_attempt(request)
+    form = SetupForm(device, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        with transaction.atomic():
-            device.confirmed = True
-            device.save(update_fields=["confirmed"])
-            TOTPDevice.objects.devices_for_user(user, confirmed=False).delete()
-            codes = _new_recovery_codes(user)
+        codes = _enrol(request, device)
+        del request.session[PENDING_KEY_SESSION_KEY]
         _mark_verified(request, device)
         request.session[RECOVERY_CODES_SESSION_KEY] = codes
-        logger.info("Two-factor authenticator app enrolled")
         return redirect(_with_next(reverse("two_factor_recovery_codes"), next_url))
 
     secret = b32encode(device.bin_key).decode()
@@ -309,6 +365,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     return render(request, "two_factor/setup.html", context)
 
 
+@require_GET  # not HEAD either: drawing this page uses the codes up
 @never_cache
 @login_required
 def recovery_codes(request: HttpRequest) -> HttpResponse:
@@ -320,14 +377,17 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
     return render(request, "two_factor/recovery_codes.html", context)
 
 
+@require_http_methods(["GET", "POST"])
 @never_cache
 @login_required
 def verify(request: HttpRequest) -> HttpResponse:
+    """Ask for a code, and say when the app was added, so an owner who never added it can tell."""
     user = request.user
     next_url = _safe_next(request)
     if user.is_verified():
         return redirect(_destination(request))
-    if not confirmed_app_devices(user).exists():
+    app_device = confirmed_app_devices(user).order_by("pk").last()
+    if app_device is None:
         return redirect(_with_next(reverse("two_factor_setup"), next_url))
 
     form = VerifyForm(user, data=request.POST if request.method == "POST" else None)
@@ -336,4 +396,5 @@ def verify(request: HttpRequest) -> HttpResponse:
         used_recovery_code = isinstance(form.device, StaticDevice)
         logger.info("Two-factor verified with %s", "a recovery code" if used_recovery_code else "the app")
         return redirect(_destination(request))
-    return render(request, "two_factor/verify.html", {"form": form, "next": next_url or ""})
+    context = {"form": form, "next": next_url or "", "app_added_at": app_device.created_at}
+    return render(request, "two_factor/verify.html", context)
