@@ -18,6 +18,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django_htmx.http import HttpResponseClientRedirect
 
+from dashboard.login_attempts import typed_username
+
 logger = logging.getLogger(__name__)
 
 SESSION_STARTED_KEY = "dashboard_signed_in_at"
@@ -102,8 +104,10 @@ def log_sign_in_failed(sender, credentials, request: HttpRequest | None = None, 
 
 
 def log_locked_out(sender, request: HttpRequest, username: str | None, ip_address: str, **kwargs) -> None:
+    """`username` is the throttle's digest (dashboard.login_attempts): the user is found by what was typed."""
     user_model = get_user_model()
-    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    typed = typed_username(request)
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: typed}).first() if typed else None
     logger.warning(
         "Sign-in locked out after %s failures for %s minutes",
         settings.AXES_FAILURE_LIMIT,

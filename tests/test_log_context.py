@@ -12,6 +12,7 @@ import uuid
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.core.servers.basehttp import WSGIRequestHandler
 from django.test import Client
 from pythonjsonlogger.json import JsonFormatter
 
@@ -251,6 +252,136 @@ def test_failed_lookup_logs_json_with_the_customer_id_and_no_personal_data(
     assert {line["request_id"] for line in lines} == {response["X-Request-ID"]}
     assert any(line["level"] in {"WARNING", "ERROR"} for line in lines)
     assert_nothing_personal(console_output, body, also=cookie_values(staff_client))
+
+
+# --- What staff type into the address: answered 4xx/5xx, logged without it ---------------------------
+
+# The e-mails, names and phone numbers staff paste, as GET links and paths carry them.
+TYPED_INTO_THE_ADDRESS = {
+    "e-mail in ?customer_id=": ("/customers/?customer_id=jane.doe%40example.com", ("jane.doe",)),
+    "e-mail as the path": ("/customers/jane.doe@example.com/", ("jane.doe",)),
+    "name as the path": ("/customers/Jane%20Doe/", ("Jane Doe", "Jane%20Doe")),
+    "phone number in ?customer_id=": ("/customers/?customer_id=%2B44+7700+900123", ("7700", "900123")),
+    "non-ASCII name, no route": (
+        "/customers/J%C3%B6rg%20M%C3%BCller/link-copied/",
+        ("Jörg", "Müller", "J\\xf6rg", "M\\xfcller", "J%C3%B6rg"),
+    ),
+    "e-mail outside any route": ("/jane.doe@example.com/", ("jane.doe",)),
+}
+
+
+def assert_not_logged(captured: Captured, typed: tuple[str, ...]) -> None:
+    """Neither in the raw text nor in any decoded JSON value (the raw text writes "ö" as "\\u00f6")."""
+    decoded = "\n".join(str(value) for line in captured.lines() for value in line.values())
+    for value in typed:
+        assert value not in captured.text, f"{value!r} is in the logs"
+        assert value not in decoded, f"{value!r} is in the logs"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "typed"), TYPED_INTO_THE_ADDRESS.values(), ids=TYPED_INTO_THE_ADDRESS.keys())
+def test_what_staff_typed_into_the_address_is_not_logged(staff_client, console_output, url, typed):
+    response = staff_client.get(url)
+    assert response.status_code in {400, 404}
+    lines = assert_well_formed(console_output)
+    assert any(line["logger"] == "django.request" for line in lines)
+    assert_not_logged(console_output, typed)
+
+
+@pytest.mark.django_db
+def test_bad_request_line_names_the_route_instead_of_the_path(staff_client, console_output):
+    staff_client.get("/customers/jane.doe@example.com/")
+    warnings = [line for line in console_output.lines() if line["logger"] == "django.request"]
+    assert [line["message"] for line in warnings] == ["Bad Request: /customers/<customer_ref>/"]
+    assert warnings[0]["request"] == "GET /customers/<customer_ref>/"
+
+
+@pytest.mark.django_db
+def test_bad_request_line_keeps_only_the_query_parameter_names(staff_client, console_output):
+    staff_client.get("/customers/?customer_id=jane.doe%40example.com")
+    warnings = [line for line in console_output.lines() if line["logger"] == "django.request"]
+    assert warnings[0]["request"] == "GET /customers/?customer_id=<redacted>"
+
+
+@pytest.mark.django_db
+def test_what_staff_typed_into_the_search_form_is_not_logged(staff_client, console_output):
+    response = staff_client.post("/customers/", {"customer_id": "jane.doe@example.com"})
+    assert response.status_code == 400
+    assert_well_formed(console_output)
+    assert_not_logged(console_output, ("jane.doe",))
+
+
+@pytest.fixture
+def browser_like_client(staff_user) -> Client:
+    """Signed in, checking CSRF tokens and answering a crash with the 500 page, as a browser meets them."""
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.django_db
+def test_refused_csrf_check_does_not_log_the_typed_path(browser_like_client, console_output):
+    """django.security.csrf logs the path too: the console handler redacts every logger's lines."""
+    response = browser_like_client.post(
+        "/customers/?customer_id=jane.doe%40example.com", {"customer_id": "x"}
+    )
+    assert response.status_code == 403
+    lines = assert_well_formed(console_output)
+    assert any(line["logger"] == "django.security.csrf" for line in lines)
+    assert_not_logged(console_output, ("jane.doe",))
+
+
+@pytest.mark.django_db
+def test_traceback_of_a_crash_on_typed_input_does_not_log_it(
+    browser_like_client, console_output, monkeypatch
+):
+    """Exceptions quote values ("“jane.doe@…” is not a valid UUID"); the traceback is redacted too."""
+
+    def crash(request, form):
+        raise ValueError(f"{form.data['customer_id']!r} is not a customer ID")
+
+    monkeypatch.setattr("customers.views._invalid_input", crash)
+    response = browser_like_client.get("/customers/?customer_id=jane.doe%40example.com")
+    assert response.status_code == 500
+    errors = [line for line in assert_well_formed(console_output) if line["level"] == "ERROR"]
+    assert "ValueError: '<redacted>' is not a customer ID" in errors[0]["exc_info"]
+    assert_not_logged(console_output, ("jane.doe",))
+
+
+def test_django_request_records_are_redacted_before_any_handler_sees_them(rf):
+    """The filter sits on the django.request logger: a handler put on that logger gets the redacted line."""
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append((record.getMessage(), str(record.request)))
+
+    request_logger = logging.getLogger("django.request")
+    collect = Collect()
+    request_logger.addHandler(collect)
+    try:
+        request = rf.get("/customers/jane.doe@example.com/")
+        request_logger.warning("Bad Request: %s", request.path, extra={"request": request})
+    finally:
+        request_logger.removeHandler(collect)
+    assert seen == [("Bad Request: /customers/<customer_ref>/", "GET /customers/<customer_ref>/")]
+
+
+def test_runserver_request_lines_reach_the_console_redacted(console_output):
+    """runserver's django.server lines go through the console handler (Django's default hides them)."""
+    handler = WSGIRequestHandler.__new__(WSGIRequestHandler)
+    handler.request = None
+    handler.requestline = "GET /customers/?customer_id=jane.doe%40example.com HTTP/1.1"
+    handler.log_request(400, 5120)
+    [line] = console_output.lines()
+    assert line["logger"] == "django.server"
+    assert line["message"] == '"GET /customers/?customer_id=<redacted> HTTP/1.1" 400 5120'
+
+
+@pytest.mark.parametrize("name", ["django", "django.request", "django.server", "django.security"])
+def test_django_lines_have_no_handler_of_their_own_that_would_skip_the_redaction(name):
+    """Django's default debug console and mail_admins would write the whole request again."""
+    assert logging.getLogger(name).handlers == []
 
 
 @pytest.mark.django_db

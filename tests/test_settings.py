@@ -197,3 +197,40 @@ def test_https_only_is_off_in_debug(monkeypatch):
     loaded = load_settings(monkeypatch, DJANGO_DEBUG="1")
     assert loaded["DJANGO_HTTPS_ONLY"] is False
     assert loaded["SECURE_SSL_REDIRECT"] is False
+
+
+# --- The Align URL carries the API key: https, or plain http to this machine only --------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.alignlabs.dev",
+        "http://10.0.0.5:8001",
+        "http://127.0.0.1.nip.io",
+        "http://localhost.example.com",
+        "http://[2001:db8::1]:8001",
+    ],
+)
+def test_plain_http_to_another_host_fails_at_start_up_naming_the_variable(monkeypatch, url):
+    with pytest.raises(ImproperlyConfigured, match=r"ALIGN_API_BASE_URL must be an https:// URL.*clear text"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_API_BASE_URL=url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8001", "http://127.0.0.2:9001", "http://localhost:8001", "http://[::1]:8001"],
+)
+def test_plain_http_to_this_machine_is_accepted_for_the_stand_in(monkeypatch, url):
+    assert load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_API_BASE_URL=url)["ALIGN_API_BASE_URL"] == url
+
+
+def test_make_run_environment_still_starts(monkeypatch):
+    """What `make run` sets: debug, and the stand-in on loopback over plain http."""
+    loaded = load_settings(monkeypatch, DJANGO_DEBUG="1", ALIGN_API_BASE_URL="http://127.0.0.1:8001")
+    assert loaded["ALIGN_API_BASE_URL"] == "http://127.0.0.1:8001"
+
+
+def test_a_malformed_ipv6_url_fails_with_a_clear_message(monkeypatch):
+    with pytest.raises(ImproperlyConfigured, match="ALIGN_API_BASE_URL must be an http"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_API_BASE_URL="https://[::1")
