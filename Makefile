@@ -14,7 +14,7 @@ RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run test test-fast lint format browser apt-install clean
+.PHONY: run test test-fast lint format browser nginx apt-install clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -52,13 +52,22 @@ $(AXE): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(AXE)
 
+# Debian's nginx in front of gunicorn, as README's "Deploying" runs it (tests/test_slow_clients.py),
+# installed only where missing: nginx-light where the release still has it (Debian 12), else nginx.
+# openssl makes that test's throwaway certificate.
+NGINX := /usr/sbin/nginx
+nginx:
+	@test -x $(NGINX) || $(MAKE) --no-print-directory apt-install PACKAGES=nginx-light 2>/dev/null || \
+		$(MAKE) --no-print-directory apt-install PACKAGES=nginx
+	@command -v openssl >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=openssl
+
 apt-install:
 	@echo "Installing Debian packages: $(PACKAGES)"
 	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PACKAGES) >/dev/null
 
-test: lint browser
+test: lint browser nginx
 	$(VENV)/bin/pytest
 
 test-fast: lint
