@@ -13,16 +13,17 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.contrib import admin
-from django.db.models import QuerySet
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from customers import presentation
+from customers import audit, presentation
 from customers.forms import parse_customer_reference
-from customers.models import AuditEvent
+from customers.models import AuditEvent, AuditExport
 from customers.templatetags.kyc import badge
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ CSV_COLUMNS = [
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MIN_PREFIX_CHARS = 4
+EXPORT_NOT_RECORDED = (
+    "Nothing was exported: the export could not be put on record in the audit log. "
+    "Try again; if it keeps happening, tell an administrator."
+)
 BREAKABLE_COLON = mark_safe(":<wbr>")
 
 
@@ -171,8 +176,26 @@ class AuditEventAdmin(admin.ModelAdmin):
         return queryset.none(), False
 
     @admin.action(description="Export selected events as CSV", permissions=["export"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse:
-        logger.info("Audit log exported: %s events", queryset.count())
+    def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse | None:
+        """The chosen events as CSV, made only once the export itself is on record (AuditExport).
+
+        The events are pinned to those that exist at that moment, so the file holds exactly the
+        number of rows recorded, even while new events arrive that the filters match.
+        """
+        pinned = queryset.aggregate(newest=Max("id"), rows=Count("id"))
+        queryset = queryset.filter(id__lte=pinned["newest"] or 0)
+        try:
+            export = audit.record_export(
+                request,
+                rows=pinned["rows"],
+                # The changelist's own query string: its filters, search and date, as in its address.
+                filters=request.GET.urlencode(),
+                all_matching=forms.BooleanField().to_python(request.POST.get("select_across")),
+            )
+        except audit.AuditUnavailable:
+            self.message_user(request, EXPORT_NOT_RECORDED, messages.ERROR)
+            return None
+        logger.info("Audit log exported: %s events (audit log export %s)", export.rows, export.pk)
         filename = f"kyc-desk-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
         response = StreamingHttpResponse(self._csv_lines(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -197,3 +220,47 @@ class AuditEventAdmin(admin.ModelAdmin):
                     event.request_id,
                 ]
             )
+
+
+@admin.register(AuditExport)
+class AuditExportAdmin(admin.ModelAdmin):
+    """Who exported the audit log: read by whoever may read the log, and changed by nobody."""
+
+    list_display = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
+    fields = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
+    readonly_fields = fields
+    list_filter = [("user", admin.RelatedOnlyFieldListFilter), "exported_at"]
+    list_select_related = ["user"]
+    date_hierarchy = "exported_at"
+    actions = None
+
+    @admin.display(description="time", ordering="exported_at")
+    def time(self, export: AuditExport) -> SafeString:
+        return audit_time(export.exported_at)
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, export: AuditExport) -> str:
+        return export.user.get_username()
+
+    @admin.display(description="selection", ordering="all_matching")
+    def selection(self, export: AuditExport) -> str:
+        return "All events the filters matched" if export.all_matching else "Rows ticked on one page"
+
+    @admin.display(description="filters")
+    def filters_used(self, export: AuditExport) -> SafeString | str:
+        if not export.filters:
+            return "None"
+        return format_html('<code class="audit-filters">{}</code>', export.filters)
+
+    def has_view_permission(self, request: HttpRequest, obj: AuditExport | None = None) -> bool:
+        """Whoever may read the audit log may read who exported it."""
+        return request.user.has_perm("customers.view_auditevent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditExport | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditExport | None = None) -> bool:
+        return False

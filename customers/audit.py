@@ -1,4 +1,4 @@
-"""The audit trail: every lookup and every copied KYC link, recorded against the signed-in user.
+"""The audit trail: every lookup, copied KYC link and audit log export, against the signed-in user.
 
 A lookup is recorded in two steps. The row is written *before* Align is asked, so no customer
 is ever fetched without a record of who asked; if that write fails, the lookup does not
@@ -8,14 +8,16 @@ happen. The outcome is written afterwards; if that write fails, the page is stil
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError
 from django.db.models import Max
+from django.utils import timezone
 
 from customers import client
-from customers.models import AuditEvent
+from customers.models import AuditEvent, AuditExport
 from customers.records import Customer
-from dashboard.security import client_ip
+from dashboard.security import SESSION_STARTED_KEY, client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,9 @@ Outcome = AuditEvent.Outcome
 
 RECENT_LOOKUPS_SHOWN = 10
 LINK_COPIES_SHOWN = 5
+# A KYC link copy is believed from a user who looked the customer up since signing in, or this
+# recently: sessions that began before the sign-in time was kept still have their lookups count.
+COPY_NEEDS_LOOKUP_WITHIN = timedelta(hours=1)
 
 _OUTCOMES_BY_ERROR: dict[type[client.AlignError], str] = {
     client.CustomerNotFound: Outcome.NOT_FOUND,
@@ -38,6 +43,10 @@ _OUTCOMES_BY_ERROR: dict[type[client.AlignError], str] = {
 
 class AuditUnavailable(Exception):
     """The audit trail cannot be written, so the action it would record must not happen."""
+
+
+class NoLookupOnRecord(Exception):
+    """This user has not looked the customer up lately, so they cannot have copied its KYC link."""
 
 
 def outcome_of_failure(error: client.AlignError) -> str:
@@ -57,26 +66,88 @@ def start_lookup(request, customer_id: uuid.UUID, *, is_refresh: bool) -> AuditE
 
 def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=None) -> None:
     """Record how the lookup ended. Never raises: the result must reach the user regardless."""
-    if customer is not None:
-        event.outcome = Outcome.FOUND
-        if customer.kycs is None:
-            event.kyc_status = ""
-        elif customer.kycs.status is None:
-            event.kyc_status = AuditEvent.KYC_STATUS_NOT_SENT
-        else:
-            event.kyc_status = str(customer.kycs.status)[:40]
-    else:
-        event.outcome = outcome_of_failure(error)
+    # The one broad except of the audit trail, because "never raises" is this function's
+    # contract: whatever fails here (the database, or a value it cannot store, such as text that
+    # cannot be encoded), the lookup's access is already on record as "started", and the page
+    # must still be shown. The failure is logged with its traceback, so it is not lost.
     try:
+        if customer is not None:
+            event.outcome = Outcome.FOUND
+            event.kyc_status = _kyc_status_seen(customer)
+        else:
+            event.outcome = outcome_of_failure(error)
         event.save(update_fields=["outcome", "kyc_status"])
-    except DatabaseError:
+    except Exception:
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
 
 
+def _kyc_status_seen(customer: Customer) -> str:
+    if customer.kycs is None:
+        return ""
+    if customer.kycs.status is None:
+        return AuditEvent.KYC_STATUS_NOT_SENT
+    return str(customer.kycs.status)[:40]
+
+
 def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
+    """Record that this user copied the customer's KYC link, if they can have been shown it.
+
+    The link is only ever on the card a lookup shows, so a copy from someone with no lookup of
+    the customer on record did not come from the dashboard: it is refused (NoLookupOnRecord) and
+    the attempt logged, rather than put on record as a copy that never happened. Raises
+    AuditUnavailable when the audit log can be neither read nor written.
+    """
+    if not _shown_lately(request, customer_id):
+        logger.warning(
+            "Audit: a link copy for customer %s was refused: this user has not looked it up lately",
+            customer_id,
+        )
+        raise NoLookupOnRecord
     return _write(
         request, action=AuditEvent.Action.LINK_COPIED, customer_id=customer_id, outcome=Outcome.COPIED
     )
+
+
+def _shown_lately(request, customer_id: uuid.UUID) -> bool:
+    """Whether this user looked the customer up, since signing in or within the last hour.
+
+    "Started" counts: it is what a lookup that showed the customer stays at when its outcome
+    could not be written.
+    """
+    since = timezone.now() - COPY_NEEDS_LOOKUP_WITHIN
+    signed_in_at = request.session.get(SESSION_STARTED_KEY)
+    if signed_in_at is not None:
+        since = min(since, datetime.fromtimestamp(signed_in_at, tz=UTC))
+    lookups = AuditEvent.objects.filter(
+        customer_id=customer_id,
+        action=AuditEvent.Action.LOOKUP,
+        user=request.user,
+        outcome__in=[Outcome.FOUND, Outcome.STARTED],
+        occurred_at__gte=since,
+    )
+    try:
+        # The newest one rather than exists(): ordered by -id, SQLite reads the customer's few
+        # lookups through audit_customer_action_recent instead of all of this user's rows.
+        return lookups.order_by("-id").values_list("id", flat=True).first() is not None
+    except DatabaseError as error:
+        logger.exception("Audit: lookups behind a link copy of customer %s could not be read", customer_id)
+        raise AuditUnavailable from error
+
+
+def record_export(request, *, rows: int, filters: str, all_matching: bool) -> AuditExport:
+    """Record an export of the audit log before it is made; raise AuditUnavailable if we can't."""
+    try:
+        return AuditExport.objects.create(
+            user=request.user,
+            rows=rows,
+            filters=filters,
+            all_matching=all_matching,
+            client_ip=client_ip(request) or None,
+            request_id=getattr(request, "request_id", ""),
+        )
+    except DatabaseError as error:
+        logger.exception("Audit: an export of the audit log could not be recorded")
+        raise AuditUnavailable from error
 
 
 def recent_lookups(user) -> list[AuditEvent] | None:

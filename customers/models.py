@@ -1,7 +1,8 @@
 """Models of the customers app.
 
 Customers themselves live in Align, not here; the app keeps only what the dashboard owns:
-the permission to look customers up, and the audit trail of who looked at whom.
+the permission to look customers up, the audit trail of who looked at whom, and the record of
+who exported that trail.
 """
 
 from django.conf import settings
@@ -81,3 +82,37 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} of {self.customer_id} by {self.user.get_username()}"
+
+
+class AuditExport(models.Model):
+    """One CSV export of the audit log: who took a copy of the trail, when, of how much, and how chosen.
+
+    Kept apart from AuditEvent, whose rows are each about one customer; an export is about the
+    log itself. Read in the admin by whoever may read the audit log, and never changed or deleted.
+    """
+
+    exported_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="audit_exports",
+        help_text="Users who exported the audit log cannot be deleted; deactivate them instead.",
+    )
+    rows = models.PositiveIntegerField("events exported")
+    all_matching = models.BooleanField(
+        "all matching", help_text="Every event the filters matched, rather than the rows ticked on one page."
+    )
+    filters = models.TextField(
+        blank=True, help_text="The audit log's filters and search at the time, as in its address."
+    )
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    request_id = models.CharField("request ID", max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-exported_at", "-id"]
+        # No permissions of its own: reading it takes customers.view_auditevent (see admin.py).
+        default_permissions = ()
+        verbose_name = "audit log export"
+
+    def __str__(self) -> str:
+        return f"Audit log export {self.pk} by {self.user.get_username()}"

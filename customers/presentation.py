@@ -245,9 +245,16 @@ def short_customer_id(customer_id) -> str:
     return f"{text[:8]}…{text[-4:]}"
 
 
+# What a link staff send may hold: printable ASCII without the space. Anything else (bidi
+# controls such as U+202E, which make ".../\u202efdp.exe" read as ".../exe.pdf", invisible
+# characters such as U+200B, an IDN host) can make the link read differently from where it goes,
+# so it is not a link here. A proper link percent-encodes what lies outside this range.
+LINK_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))
+
+
 def web_link(link: str | None) -> str | None:
-    """The link if it is safe to render as one (http or https with a host); otherwise None."""
-    if not link or any(char.isspace() or ord(char) < 0x20 for char in link):
+    """The link if it is safe to render as one (printable ASCII, http or https, a host); else None."""
+    if not link or not LINK_CHARACTERS.issuperset(link):
         return None
     try:
         parts = urlsplit(link)
@@ -255,7 +262,23 @@ def web_link(link: str | None) -> str | None:
         return None
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
         return None
+    if "@" in parts.netloc:  # "https://kyc.example@evil.example/" goes to evil.example
+        return None
     return link
+
+
+def inert_link_text(link: str) -> str:
+    """A link that is not a web link, as text that reads as what it holds.
+
+    Every character outside printable ASCII is written as its escape ("\\u202e"), so a bidi
+    control cannot reorder the text around it and an invisible character is seen.
+    """
+    return "".join(char if " " <= char <= "~" else _escaped(char) for char in link)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)

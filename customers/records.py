@@ -23,6 +23,10 @@ EnumT = TypeVar("EnumT", bound=enum.StrEnum)
 # The contract's `format: uuid`: hyphenated hex. uuid.UUID alone would also take braces, a URN
 # prefix, missing hyphens or a leading "+".
 CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# JSON may escape half of a surrogate pair on its own ("\ud800"): valid JSON, but not text. json
+# joins every proper pair into one code point, so any surrogate left in a string is a lone one,
+# which cannot be encoded to UTF-8: the page or the audit row holding it would fail to be written.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidCustomerData(ValueError):
@@ -225,8 +229,11 @@ def _require_object(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _string_value(value: Any, field: str) -> str:
+    """Every string the dashboard reads passes here; unknown fields and object keys are never read."""
     if not isinstance(value, str):
         raise InvalidCustomerData(f"{field} is not a string")
+    if LONE_SURROGATE.search(value):
+        raise InvalidCustomerData(f"{field} holds a lone surrogate, which is not text")
     return value
 
 

@@ -78,11 +78,16 @@ def link_copied(request: HtmxHttpRequest, customer_id: uuid.UUID) -> HttpRespons
     """The Copy link button's beacon: who sent the KYC link to which customer, and when.
 
     The copy itself happens in the browser whatever this answers; a failure here is logged.
-    The answer is the card's "Link last copied by you" line, swapped out of band.
+    The answer is the card's "Link last copied by you" line, swapped out of band. A beacon for
+    a customer this user has not looked up lately is refused with 409 (they have the permission;
+    what is missing is a lookup on record), so nobody can put copies on record, or on other
+    staff's cards, for customers they never opened.
     """
     bind_customer(customer_id)
     try:
         audit.record_link_copied(request, customer_id)
+    except audit.NoLookupOnRecord:
+        return HttpResponse(status=409)
     except audit.AuditUnavailable:
         return HttpResponse(status=503)
     context = {"link_copies": audit.link_copies(customer_id=customer_id), "link_copies_out_of_band": True}

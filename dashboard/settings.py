@@ -4,6 +4,7 @@ Every environment variable the dashboard reads is read here, once, through the s
 helpers below, and listed in the README's configuration table with its default.
 """
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -72,9 +73,33 @@ def env_positive_int(name: str, default: int, *, maximum: int) -> int:
 
 def env_http_url(name: str, default: str) -> str:
     value = env_str(name, default).rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed "[" around an IPv6 address
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ImproperlyConfigured(f"{name} must be an http(s) URL such as {default}; got {value!r}.")
+    return value
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def env_api_url(name: str, default: str) -> str:
+    """An http(s) URL that the API key is sent to: plain http only to this machine."""
+    value = env_http_url(name, default)
+    parts = urlsplit(value)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ImproperlyConfigured(
+            f"{name} must be an https:// URL: plain http:// would send the API key in clear text. "
+            f"http:// is accepted only for this machine (localhost, 127.0.0.1, [::1]); got {value!r}."
+        )
     return value
 
 
@@ -95,7 +120,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 # --- Align Customers API -------------------------------------------------------------------
 ALIGN_PRODUCTION_URL = "https://api.alignlabs.dev"
 ALIGN_SANDBOX_URL = "https://api-sandbox.alignlabs.dev"
-ALIGN_API_BASE_URL = env_http_url("ALIGN_API_BASE_URL", ALIGN_SANDBOX_URL)
+ALIGN_API_BASE_URL = env_api_url("ALIGN_API_BASE_URL", ALIGN_SANDBOX_URL)
 ALIGN_API_KEY = env_str("ALIGN_API_KEY")
 ALIGN_API_KEY_HEADER = env_str("ALIGN_API_KEY_HEADER", "Api-Key")
 if not re.fullmatch(r"[A-Za-z0-9-]+", ALIGN_API_KEY_HEADER):
@@ -128,7 +153,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, except that a session the database can't save leaves the page as it is.
+    "dashboard.database.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -139,6 +165,8 @@ MIDDLEWARE = [
     "dashboard.log_context.LogContextMiddleware",
     "dashboard.security.SessionLifetimeMiddleware",
     "dashboard.two_factor.TwoFactorMiddleware",
+    # A view whose write fails because the database can't be written answers 503, saying so.
+    "dashboard.database.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -171,7 +199,8 @@ TEMPLATES = [
 
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend, which also reads a database it can't write (dashboard.database).
+        "ENGINE": "dashboard.database",
         "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
         # Every lookup writes its audit row first, from many threads at once: WAL lets pages read
         # while a row is written, IMMEDIATE takes the write lock up front instead of failing a
@@ -230,6 +259,9 @@ CSRF_COOKIE_SECURE = DJANGO_HTTPS_ONLY
 # Two-factor authentication (TOTP, with one-time recovery codes) for every user.
 DASHBOARD_REQUIRE_2FA = env_bool("DASHBOARD_REQUIRE_2FA", not DEBUG)
 OTP_TOTP_ISSUER = "KYC Desk"
+# The admin never shows an app's secret or QR code, nor unused recovery codes: not even a
+# superuser may read someone else's second factor (issue #10). Resetting is deleting the device.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Addresses of reverse proxies whose X-Forwarded-For is believed. Only these: a client that
 # sends the header itself must not be able to choose the address in the audit log.
@@ -273,6 +305,13 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_CLIENT_IP_CALLABLE = "dashboard.security.client_ip"
 # Axes would log usernames and addresses at every attempt; dashboard.security logs the lockout.
 AXES_VERBOSE = False
+# Keep only what the lockout needs: a keyed digest of the username typed (perhaps a password in
+# the wrong box), no row per successful sign-in, no failure log, and none of the form's other
+# values (`next` may hold a lookup URL). `manage.py unlock_username` lifts a lockout.
+AXES_USERNAME_CALLABLE = "dashboard.login_attempts.attempt_username"
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next", "csrfmiddlewaretoken"]
 
 # --- Logging: JSON lines in production, readable lines in debug, no PII in either ---------------
 DASHBOARD_LOG_FORMAT = env_str("DASHBOARD_LOG_FORMAT", "text" if DEBUG else "json").lower()
@@ -284,6 +323,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "request_context": {"()": "dashboard.log_context.RequestContextFilter"},
+        # Paths and query strings become routes and parameter names (dashboard/log_redaction.py).
+        "redact_request": {"()": "dashboard.log_redaction.RedactRequestFilter"},
     },
     "formatters": {
         "text": {
@@ -301,12 +342,18 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": DASHBOARD_LOG_FORMAT,
-            "filters": ["request_context"],
+            # On the handler too, for every other logger that attaches a request (django.security.*).
+            "filters": ["redact_request", "request_context"],
         },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
-        "django.server": {"level": "INFO"},
+        # Through our console only: Django's own handlers (a debug console, mail_admins) would
+        # write its lines a second time, unredacted.
+        "django": {"handlers": [], "level": "INFO"},
+        # On the loggers, so the record is redacted before any handler sees it.
+        "django.request": {"filters": ["redact_request"]},
+        "django.server": {"level": "INFO", "propagate": True, "filters": ["redact_request"]},
         "axes": {"level": "WARNING"},
     },
 }

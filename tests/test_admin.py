@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.db import OperationalError
 from django.test import Client
+from django.utils import timezone
 from django.utils.html import strip_tags
 
+from customers import audit
 from customers.admin import CSV_COLUMNS
-from customers.models import AuditEvent
+from customers.models import AuditEvent, AuditExport
 from customers.stub import DemoId
 
 pytestmark = pytest.mark.django_db
@@ -525,3 +528,110 @@ def test_compliance_staff_with_admin_access_still_cannot_see_the_audit_log(djang
     )
     user.groups.add(Group.objects.get(name="Compliance staff"))
     assert client_for(user).get(CHANGELIST).status_code == 403
+
+
+# --- Every export is on record (issue #10) --------------------------------------------------
+
+EXPORTS = "/admin/customers/auditexport/"
+
+
+def export_all_matching(client: Client, query: str = ""):
+    """Export with "Select all N" chosen: every event the changelist's filters match."""
+    return client.post(
+        f"{CHANGELIST}{query}",
+        {"action": "export_csv", "select_across": "1", "_selected_action": [0], "index": 0},
+    )
+
+
+def test_export_is_recorded_with_who_when_how_many_and_the_filters(admin_client, admin_user, events):
+    before = timezone.now()
+    response = admin_client.post(
+        f"{CHANGELIST}?outcome__exact=found&q=3f2a",
+        {"action": "export_csv", "_selected_action": [events["ada"].pk], "index": 0},
+        REMOTE_ADDR="198.51.100.7",
+    )
+    csv_rows(response)
+    recorded = AuditExport.objects.get()
+    assert recorded.user == admin_user
+    assert before <= recorded.exported_at <= timezone.now()
+    assert recorded.rows == 1
+    assert recorded.filters == "outcome__exact=found&q=3f2a"
+    assert recorded.all_matching is False
+    assert recorded.client_ip == "198.51.100.7"
+    assert recorded.request_id == response["X-Request-ID"]
+
+
+def test_export_of_every_matching_event_is_recorded_as_such(admin_client, events):
+    _header, *rows = csv_rows(export_all_matching(admin_client, "?action__exact=lookup"))
+    recorded = AuditExport.objects.get()
+    assert (recorded.rows, recorded.all_matching, recorded.filters) == (2, True, "action__exact=lookup")
+    assert len(rows) == recorded.rows
+
+
+def test_export_holds_exactly_the_rows_recorded_while_new_events_arrive(
+    admin_client, events, jane, monkeypatch
+):
+    real_record_export = audit.record_export
+
+    def record_then_a_lookup_arrives(request, **fields):
+        recorded = real_record_export(request, **fields)
+        AuditEvent.objects.create(
+            user=jane, action=AuditEvent.Action.LOOKUP, customer_id=ADA, outcome=AuditEvent.Outcome.FOUND
+        )
+        return recorded
+
+    monkeypatch.setattr(audit, "record_export", record_then_a_lookup_arrives)
+    _header, *rows = csv_rows(export_all_matching(admin_client))
+    assert AuditExport.objects.get().rows == len(rows) == 3
+    assert AuditEvent.objects.count() == 4
+
+
+def test_export_is_not_made_when_it_cannot_be_put_on_record(admin_client, events, monkeypatch, caplog):
+    def refuse(self, *args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(AuditExport, "save", refuse)
+    response = export(admin_client, events["ada"])
+    assert "Content-Disposition" not in response
+    assert response.status_code == 302
+    followed = admin_client.get(response["Location"])
+    assert "Nothing was exported: the export could not be put on record" in followed.content.decode()
+    assert any(record.name == "customers.audit" and record.levelname == "ERROR" for record in caplog.records)
+
+
+def test_a_refused_export_is_not_recorded(django_user_model, events):
+    client = client_for(admin_user_with(django_user_model, "view_auditevent"))
+    export(client, events["ada"])
+    assert AuditExport.objects.count() == 0
+
+
+def test_whoever_reads_the_audit_log_reads_who_exported_it(django_user_model, events):
+    exporter = admin_user_with(django_user_model, "view_auditevent", "export_auditevent", username="exporter")
+    csv_rows(export(client_for(exporter), events["ada"], events["grace"]))
+    reader = client_for(admin_user_with(django_user_model, "view_auditevent"))
+    response = reader.get(EXPORTS)
+    assert response.status_code == 200
+    (row,) = list_rows(response)
+    assert text_of(row["username"]) == "exporter"
+    assert text_of(row["rows"]) == "2"
+    assert text_of(row["selection"]) == "Rows ticked on one page"
+    assert "Audit log exports" in reader.get("/admin/").content.decode()
+
+
+def test_who_exported_the_audit_log_is_hidden_from_those_who_cannot_read_it(django_user_model, admin_client):
+    admin_client.post(CHANGELIST, {"action": "export_csv", "select_across": "1", "index": 0})
+    client = client_for(admin_user_with(django_user_model, "export_auditevent", "lookup_customer"))
+    assert client.get(EXPORTS).status_code == 403
+    assert "Audit log exports" not in client.get("/admin/").content.decode()
+
+
+def test_nobody_adds_changes_or_deletes_a_record_of_an_export(admin_client, events):
+    csv_rows(export(admin_client, events["ada"]))
+    recorded = AuditExport.objects.get()
+    page = f"{EXPORTS}{recorded.pk}/change/"
+    assert admin_client.get(f"{EXPORTS}add/").status_code == 403
+    assert admin_client.get(page).status_code == 200
+    assert admin_client.post(page, {"rows": 0}).status_code == 403
+    assert admin_client.post(f"{EXPORTS}{recorded.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert 'name="action"' not in admin_client.get(EXPORTS).content.decode()
+    assert AuditExport.objects.get().rows == 1

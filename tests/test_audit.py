@@ -5,8 +5,11 @@ them: a lookup whose audit row cannot be written never reaches Align, and a look
 *outcome* cannot be written still shows the customer, its access on record as "started".
 """
 
+import dataclasses
 import re
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
@@ -17,10 +20,13 @@ from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler, SQLUpd
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from customers import audit, client
 from customers.models import AuditEvent
-from customers.stub import DemoId
+from customers.records import Customer
+from customers.stub import DEMO_CUSTOMERS, DemoId
+from dashboard.security import SESSION_STARTED_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +109,15 @@ def audit_reads_fail(monkeypatch):
 
     monkeypatch.setattr(SQLCompiler, "execute_sql", execute_sql)
     return failing.clear
+
+
+@pytest.fixture
+def looked_up(staff_user) -> AuditEvent:
+    """staff_user has just looked Ada up and was shown her card, so she may copy Ada's link."""
+    (event,) = AuditEvent.objects.bulk_create(
+        [AuditEvent(user=staff_user, action=Action.LOOKUP, customer_id=ADA, outcome=Outcome.FOUND)]
+    )
+    return event
 
 
 @pytest.fixture
@@ -464,10 +479,10 @@ def test_start_lookup_raises_audit_unavailable_on_a_database_error(staff_user, a
 # --- The Copy link beacon -------------------------------------------------------------------
 
 
-def test_copy_beacon_records_who_copied_the_link_for_whom(staff_client, staff_user):
+def test_copy_beacon_records_who_copied_the_link_for_whom(staff_client, staff_user, looked_up):
     response = staff_client.post(beacon_url(ADA), REMOTE_ADDR="198.51.100.23")
     assert response.status_code == 200
-    event = only_event()
+    event = AuditEvent.objects.exclude(pk=looked_up.pk).get()
     assert event.user == staff_user
     assert event.action == Action.LINK_COPIED
     assert event.outcome == Outcome.COPIED
@@ -478,7 +493,7 @@ def test_copy_beacon_records_who_copied_the_link_for_whom(staff_client, staff_us
     assert event.request_id == response["X-Request-ID"]
 
 
-def test_copy_beacon_never_asks_align(staff_client, align):
+def test_copy_beacon_never_asks_align(staff_client, align, looked_up):
     assert staff_client.post(beacon_url(ADA)).status_code == 200
     assert len(align.calls) == 0
 
@@ -534,10 +549,10 @@ def test_copy_beacon_with_the_token_from_the_page_headers_is_accepted(staff_user
 
 
 def test_copy_beacon_answers_503_when_the_audit_row_cannot_be_written(
-    staff_client, audit_writes_fail, caplog
+    staff_client, looked_up, audit_writes_fail, caplog
 ):
     assert staff_client.post(beacon_url(ADA)).status_code == 503
-    assert AuditEvent.objects.count() == 0
+    assert list(AuditEvent.objects.all()) == [looked_up]
     assert any(record.name == "customers.audit" and record.levelname == "ERROR" for record in caplog.records)
 
 
@@ -623,7 +638,7 @@ def test_recent_lookups_never_show_another_users_lookups(staff_client, staff_use
 
 
 def test_copied_links_are_not_lookups(staff_client, staff_user):
-    staff_client.post(beacon_url(ADA))
+    record_copy(staff_user)
     html = staff_client.get("/customers/").content.decode()
     assert recent_entries(html) == []
     assert "Customers you look up appear here" in recent_lookups_html(html)
@@ -835,16 +850,198 @@ def test_lookup_still_shows_the_customer_when_link_copies_cannot_be_read(
     assert "Who copied this link before can't be shown right now." in link_copies_html(html)
 
 
-def test_copy_beacon_answers_with_the_last_copied_line_to_swap_out_of_band(staff_client):
+def test_copy_beacon_answers_with_the_last_copied_line_to_swap_out_of_band(staff_client, looked_up):
     response = staff_client.post(beacon_url(ADA))
     html = response.content.decode().strip()
     assert html.startswith('<div id="link-copies" class="link-copies" hx-swap-oob="true">')
     assert "Link last copied by you" in html
 
 
-def test_copy_beacon_still_records_the_copy_when_the_copies_cannot_be_read(staff_client, audit_reads_fail):
+def test_copy_beacon_still_records_the_copy_when_the_copies_cannot_be_read(
+    staff_client, looked_up, monkeypatch
+):
+    real_execute_sql = SQLCompiler.execute_sql
+    failing = [True]
+
+    def execute_sql(self, *args, **kwargs):
+        # Only the read of who copied the link (the one that joins their users) fails.
+        reads_copies = (
+            type(self) is SQLCompiler and self.query.model is AuditEvent and self.query.select_related
+        )
+        if failing and reads_copies:
+            raise OperationalError("database is locked")
+        return real_execute_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "execute_sql", execute_sql)
     response = staff_client.post(beacon_url(ADA))
     assert response.status_code == 200
     assert "Who copied this link before can't be shown right now." in response.content.decode()
-    audit_reads_fail()  # the database answers again
+    failing.clear()  # the database answers again
     assert AuditEvent.objects.filter(action=Action.LINK_COPIED, customer_id=ADA).count() == 1
+
+
+# --- finish_lookup never raises, whatever fails (issue #10, finding 4) ----------------------
+
+
+def started_lookup(user, rf) -> AuditEvent:
+    request = rf.get("/")
+    request.user = user
+    return audit.start_lookup(request, ADA, is_refresh=False)
+
+
+def outcome_failures(caplog) -> list:
+    return [
+        record
+        for record in caplog.records
+        if record.name == "customers.audit"
+        and record.levelname == "ERROR"
+        and "stays 'started'" in record.getMessage()
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finish_lookup_never_raises_when_the_status_seen_cannot_be_stored(staff_user, rf, caplog):
+    """Outside a test transaction, as in production: SQLite cannot encode a lone surrogate."""
+    event = started_lookup(staff_user, rf)
+    unparsable = Customer.from_api(DEMO_CUSTOMERS[str(ADA)], customer_id=ADA)
+    unparsable = dataclasses.replace(
+        unparsable, kycs=dataclasses.replace(unparsable.kycs, status=f"approved{chr(0xD800)}")
+    )
+    audit.finish_lookup(event, customer=unparsable)
+    event.refresh_from_db()
+    assert event.outcome == Outcome.STARTED
+    (failure,) = outcome_failures(caplog)
+    assert failure.exc_info[0] is UnicodeEncodeError
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"),
+        ValueError("a value the column cannot take"),
+        RuntimeError("anything else"),
+    ],
+    ids=["UnicodeEncodeError", "ValueError", "RuntimeError"],
+)
+def test_finish_lookup_logs_whatever_the_write_raises_and_returns(staff_user, rf, monkeypatch, caplog, error):
+    event = started_lookup(staff_user, rf)
+    real_save = AuditEvent.save
+
+    def save(self, *args, **kwargs):
+        if kwargs.get("update_fields"):
+            raise error
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(AuditEvent, "save", save)
+    audit.finish_lookup(event, error=client.InvalidResponse("body does not fit the contract"))
+    (failure,) = outcome_failures(caplog)
+    assert failure.exc_info[1] is error
+    monkeypatch.undo()
+    event.refresh_from_db()
+    assert event.outcome == Outcome.STARTED
+
+
+# --- A copy of the link only from someone shown it (issue #10, beacon) ----------------------
+
+
+def lookup_on_record(user, customer_id=ADA, *, outcome=Outcome.FOUND, minutes_ago: float = 0) -> AuditEvent:
+    event = record_lookup(user, customer_id, outcome=outcome)
+    if minutes_ago:
+        AuditEvent.objects.filter(pk=event.pk).update(
+            occurred_at=timezone.now() - timedelta(minutes=minutes_ago)
+        )
+    return event
+
+
+def signed_in(client: Client, *, minutes_ago: float) -> None:
+    """Move the client's session clock (dashboard.security) back, as if it signed in that long ago."""
+    session = client.session
+    session[SESSION_STARTED_KEY] = time.time() - minutes_ago * 60
+    session.save()
+
+
+def copies() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=Action.LINK_COPIED))
+
+
+def test_copy_beacon_for_a_customer_never_looked_up_is_refused_quietly(staff_client, caplog):
+    response = staff_client.post(beacon_url(ADA))
+    assert response.status_code == 409
+    assert response.content == b""
+    assert AuditEvent.objects.count() == 0
+    (refusal,) = [record for record in caplog.records if record.name == "customers.audit"]
+    assert refusal.levelname == "WARNING"
+    assert str(ADA) in refusal.getMessage()
+
+
+def test_copy_beacon_after_looking_the_customer_up_on_the_page_is_recorded(staff_client, staff_user, serve):
+    serve()
+    assert staff_client.get(detail_url(ADA)).status_code == 200
+    assert staff_client.post(beacon_url(ADA)).status_code == 200
+    assert [(event.user, event.customer_id) for event in copies()] == [(staff_user, ADA)]
+
+
+def test_copy_beacon_is_refused_when_only_another_user_looked_the_customer_up(staff_client, other_user):
+    lookup_on_record(other_user)
+    assert staff_client.post(beacon_url(ADA)).status_code == 409
+    assert copies() == []
+
+
+def test_copy_beacon_is_refused_for_a_customer_other_than_the_one_looked_up(staff_client, staff_user):
+    lookup_on_record(staff_user, uuid.uuid4())
+    assert staff_client.post(beacon_url(ADA)).status_code == 409
+    assert copies() == []
+
+
+@pytest.mark.parametrize("outcome", [Outcome.NOT_FOUND, Outcome.TIMEOUT, Outcome.INVALID_RESPONSE])
+def test_copy_beacon_is_refused_when_the_lookup_showed_no_customer(staff_client, staff_user, outcome):
+    lookup_on_record(staff_user, outcome=outcome)
+    assert staff_client.post(beacon_url(ADA)).status_code == 409
+    assert copies() == []
+
+
+def test_copy_beacon_is_accepted_when_the_lookups_outcome_could_not_be_written(staff_client, staff_user):
+    lookup_on_record(staff_user, outcome=Outcome.STARTED)
+    assert staff_client.post(beacon_url(ADA)).status_code == 200
+    assert len(copies()) == 1
+
+
+def test_copy_beacon_is_refused_for_a_lookup_over_an_hour_ago_in_an_earlier_session(staff_client, staff_user):
+    signed_in(staff_client, minutes_ago=5)
+    lookup_on_record(staff_user, minutes_ago=61)
+    assert staff_client.post(beacon_url(ADA)).status_code == 409
+    assert copies() == []
+
+
+def test_copy_beacon_is_accepted_for_a_lookup_over_an_hour_ago_in_this_session(staff_client, staff_user):
+    signed_in(staff_client, minutes_ago=180)
+    lookup_on_record(staff_user, minutes_ago=170)
+    assert staff_client.post(beacon_url(ADA)).status_code == 200
+    assert len(copies()) == 1
+
+
+def test_copy_beacon_is_accepted_for_a_lookup_within_the_last_hour_before_this_session(
+    staff_client, staff_user
+):
+    signed_in(staff_client, minutes_ago=5)
+    lookup_on_record(staff_user, minutes_ago=50)
+    assert staff_client.post(beacon_url(ADA)).status_code == 200
+    assert len(copies()) == 1
+
+
+def test_copy_beacon_answers_503_when_the_lookups_cannot_be_read(staff_client, looked_up, audit_reads_fail):
+    assert staff_client.post(beacon_url(ADA)).status_code == 503
+    audit_reads_fail()  # the database answers again
+    assert copies() == []
+
+
+def test_the_lookup_behind_a_copy_is_read_through_the_customer_index(staff_client, staff_user):
+    lookup_on_record(staff_user)
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.post(beacon_url(ADA))
+    (query,) = [query["sql"] for query in queries if "'lookup'" in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {query}")
+        plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "USING INDEX audit_customer_action_recent" in plan
+    assert "TEMP B-TREE" not in plan

@@ -286,3 +286,27 @@ def test_the_last_copies_open_in_a_disclosure(logged_in_page, staff_user, django
     assert [text.split(" at ")[0] for text in history.all_inner_texts()] == ["j.smith", "you", "j.smith"]
     for entry in history.all():
         expect(entry).to_be_visible()
+
+
+def test_a_refused_beacon_changes_nothing_on_screen(clipboard_page):
+    """A copy without a lookup on record (here: Ada's lookup moved to before this session) is refused."""
+    page = clipboard_page
+    look_up(page, ADA)
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    AuditEvent.objects.filter(action=AuditEvent.Action.LOOKUP).update(
+        occurred_at=timezone.now() - timedelta(hours=2)
+    )
+    page.evaluate("window.__noReload = true")
+    button = page.locator(COPY_LINK)
+    with page.expect_response(lambda response: response.url.endswith(beacon(ADA))) as answer:
+        button.click()
+    assert answer.value.status == 409
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == ADA_LINK
+    page.wait_for_timeout(300)  # let any error handler run before looking for its card
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page.locator("#result .failure-card")).to_have_count(0)
+    expect(page.locator("[role=alert]")).to_have_count(0)
+    expect(page.locator("#link-copies")).to_have_text("Not copied from KYC Desk yet.")
+    assert page.evaluate("window.__noReload") is True
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.LINK_COPIED).exists()

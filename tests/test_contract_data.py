@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.provisional import domains, urls
 from hypothesis_jsonschema import from_schema
 
+from customers.models import AuditEvent
 from customers.presentation import web_link
 from customers.records import Customer, InvalidCustomerData
 
@@ -228,13 +229,9 @@ class Mutated(NamedTuple):
     mutation: str
 
 
-@st.composite
-def mutated_bodies(draw, field: Field) -> Mutated:
-    """A valid body with `field` removed (if required) or given a value of the wrong JSON type."""
-    body = copy.deepcopy(draw(VALID_BODIES))
-    customer_id = uuid.UUID(body["customer_id"])
+def make_room(draw, body: dict, field: Field) -> tuple[list, Any]:
+    """The parents and key of `field` in `body`, adding a KYC, an address or a row it lacks."""
     *parents, key = field.path
-    # Make room for the field: a KYC, an address or a breakdown row where the body had none.
     if parents and not isinstance(body.get(parents[0]), dict):
         body[parents[0]] = draw(ROOM[parents[0]])
     if ROW in field.path:
@@ -244,6 +241,15 @@ def mutated_bodies(draw, field: Field) -> Mutated:
         index = draw(st.integers(0, len(rows) - 1))
         parents = [index if part == ROW else part for part in parents]
         key = index if key == ROW else key
+    return parents, key
+
+
+@st.composite
+def mutated_bodies(draw, field: Field) -> Mutated:
+    """A valid body with `field` removed (if required) or given a value of the wrong JSON type."""
+    body = copy.deepcopy(draw(VALID_BODIES))
+    customer_id = uuid.UUID(body["customer_id"])
+    parents, key = make_room(draw, body, field)
     target = holder(body, parents)
     change = draw(st.sampled_from((["removed"] if field.required else []) + wrong_types(field)))
     if change == "removed":
@@ -412,3 +418,75 @@ def test_page_answers_502_unexpected_response_for_every_mutated_body(
     )
     assert status == 502
     assert UNEXPECTED_RESPONSE in html
+
+
+# --- Lone surrogates (issue #10, finding 4) -------------------------------------------------
+
+STRING_FIELDS = tuple(field for field in FIELDS if field.json_type == "string")
+# Half of a surrogate pair on its own: JSON escapes it as "\ud800" (valid JSON), but it is not
+# text. st.text() never draws one, so valid bodies stay valid.
+LONE_SURROGATE_STRINGS = st.builds(
+    "{}{}{}".format, st.text(max_size=8), st.integers(0xD800, 0xDFFF).map(chr), st.text(max_size=8)
+)
+
+
+@st.composite
+def bodies_with_a_lone_surrogate(draw, field: Field) -> Mutated:
+    """A valid body whose string `field` holds a lone surrogate somewhere."""
+    body = copy.deepcopy(draw(VALID_BODIES))
+    customer_id = uuid.UUID(body["customer_id"])
+    parents, key = make_room(draw, body, field)
+    holder(body, parents)[key] = draw(LONE_SURROGATE_STRINGS)
+    return Mutated(customer_id, body, ".".join(str(part) for part in [*parents, key]) + ": lone surrogate")
+
+
+each_string_field = pytest.mark.parametrize("field", STRING_FIELDS, ids=lambda field: ".".join(field.path))
+
+
+@each_string_field
+@settings(PROPERTY, max_examples=6)
+@given(data=st.data())
+def test_every_body_with_a_lone_surrogate_is_refused_as_invalid_customer_data(field, data):
+    mutated = data.draw(bodies_with_a_lone_surrogate(field))
+    with pytest.raises(InvalidCustomerData):
+        Customer.from_api(mutated.body, customer_id=mutated.customer_id)
+
+
+@each_string_field
+@settings(PAGE_PROPERTY, max_examples=3)
+@given(data=st.data(), htmx=st.booleans())
+def test_page_answers_502_for_every_body_with_a_lone_surrogate_and_records_it(
+    staff_client, customer_url, htmx_headers, field, data, htmx
+):
+    mutated = data.draw(bodies_with_a_lone_surrogate(field))
+    status, html = look_up(
+        staff_client, customer_url, mutated.customer_id, mutated.body, htmx_headers if htmx else {}
+    )
+    assert status == 502
+    assert UNEXPECTED_RESPONSE in html
+    assert AuditEvent.objects.latest("id").outcome == AuditEvent.Outcome.INVALID_RESPONSE
+
+
+# --- KYC links: printable ASCII only (issue #10, finding 7) ---------------------------------
+
+# Bidi embeddings, overrides and isolates; then zero-width and invisible marks and spaces.
+BIDI_AND_INVISIBLE = st.sampled_from(
+    [
+        *("\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"),
+        *("\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u061c", "\u2060", "\ufeff", "\u00a0", "\u00ad"),
+    ]
+)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(link=FLOW_LINKS)
+def test_every_web_link_is_printable_ascii(link):
+    if web_link(link) is not None:
+        assert all(0x21 <= ord(char) <= 0x7E for char in link)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(link=urls(), char=BIDI_AND_INVISIBLE, data=st.data())
+def test_a_bidi_or_invisible_character_anywhere_in_a_web_link_makes_it_no_link(link, char, data):
+    position = data.draw(st.integers(0, len(link)))
+    assert web_link(link[:position] + char + link[position:]) is None

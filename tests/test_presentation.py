@@ -705,3 +705,65 @@ def test_no_copies_means_no_last_copy_and_no_warning():
 
 def test_unreadable_link_copies_stay_unreadable():
     assert presentation.describe_link_copies(None, viewer_id=1, now=COPIED_AT) is None
+
+
+# --- web_link: printable ASCII only (issue #10, finding 7) ----------------------------------------
+
+BIDI_AND_INVISIBLE_LINKS = {
+    "right-to-left-override": "https://kyc.example.test/flow/\u202efdp.exe",
+    "zero-width-space": "https://kyc.example.test/flow/\u200babc",
+    "left-to-right-isolate": "https://kyc.example.test/flow/\u2066abc\u2069",
+    "arabic-letter-mark": "https://kyc.example.test/flow/\u061cabc",
+    "idn-host": "https://b\u00fccher.example/flow/abc",
+    "full-width-solidus": "https://kyc.example.test\uff0fflow",
+    "no-break-space": "https://kyc.example.test/flow/\u00a0abc",
+    "soft-hyphen": "https://kyc.exa\u00admple.test/flow",
+    "byte-order-mark": "\ufeffhttps://kyc.example.test/flow",
+    "delete": "https://kyc.example.test/flow\x7f",
+    "escape": "https://kyc.example.test/flow\x1b[0m",
+    "trailing-space": "https://kyc.example.test/flow ",
+}
+
+
+@pytest.mark.parametrize("link", BIDI_AND_INVISIBLE_LINKS.values(), ids=BIDI_AND_INVISIBLE_LINKS.keys())
+def test_web_link_refuses_anything_outside_printable_ascii(link):
+    assert web_link(link) is None
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://kyc.example.test/flow/%E2%80%AEfdp.exe",
+        "https://xn--bcher-kva.example/flow/abc",
+        "https://kyc.example.test/flow?name=J%C3%BCrgen&next=%2Fdone#step-2",
+        "https://kyc.example.test/~ada/[draft]/{id}|x^y`z",
+    ],
+    ids=["percent-encoded-bidi", "punycode-host", "percent-encoded-query", "every-printable-punctuation"],
+)
+def test_web_link_keeps_percent_encoded_and_other_printable_ascii_links(link):
+    assert web_link(link) == link
+
+
+def test_inert_link_text_writes_bidi_and_invisible_characters_as_escapes():
+    assert (
+        presentation.inert_link_text("https://kyc.example.test/flow/\u202efdp.exe\u200b\u2066\u061c")
+        == "https://kyc.example.test/flow/\\u202efdp.exe\\u200b\\u2066\\u061c"
+    )
+
+
+def test_inert_link_text_escapes_controls_and_characters_beyond_the_basic_plane():
+    assert presentation.inert_link_text("a\nb\x7f\U0001f600") == "a\\u000ab\\u007f\\U0001f600"
+
+
+def test_inert_link_text_leaves_printable_ascii_and_spaces_as_they_are():
+    text = "javascript:alert('x') <b>&amp;</b> ~"
+    assert presentation.inert_link_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["https://kyc.example.test@evil.example/flow", "https://user:pass@kyc.example.test/flow"],
+)
+def test_web_link_refuses_a_user_name_before_the_host(link):
+    """The browser goes to the host after the "@", not to the one staff read first."""
+    assert web_link(link) is None

@@ -1,5 +1,6 @@
 """Customer.from_api: parsing Align's body per the contract, and the rules read off the result."""
 
+import json
 import logging
 import uuid
 
@@ -591,3 +592,62 @@ def test_address_of_only_blank_parts_is_not_shown(demo_body):
     body = demo_body()
     body["address"] = {"street_line_1": " ", "postal_code": ""}
     assert parse(body).visible_address is None
+
+
+# --- Lone surrogates: valid JSON, but not text (issue #10, finding 4) ---------------------------
+
+# Every string the parser reads, as a path into Ada's body (which has each of them).
+STRING_PATHS = [
+    ("customer_id",),
+    ("email",),
+    ("type",),
+    ("first_name",),
+    ("last_name",),
+    ("company_name",),
+    *(("address", part) for part in ("street_line_1", "city", "state", "postal_code", "country")),
+    ("kycs", "status"),
+    ("kycs", "sub_status"),
+    ("kycs", "kyc_flow_link"),
+    *(("kycs", "status_breakdown", 0, key) for key in ("currency", "payment_rails", "status")),
+]
+
+
+# The first and last high and low surrogates (a list of literals reads to ruff as duplicates).
+LONE_SURROGATES = [chr(code) for code in (0xD800, 0xDBFF, 0xDC00, 0xDFFF)]
+
+
+@pytest.mark.parametrize("surrogate", LONE_SURROGATES, ids=lambda char: f"U+{ord(char):04X}")
+@pytest.mark.parametrize("path", STRING_PATHS, ids=lambda path: ".".join(map(str, path)))
+def test_lone_surrogate_in_any_string_read_is_invalid(demo_body, path, surrogate):
+    body = demo_body()
+    _set(path, f"x{surrogate}y")(body)
+    with pytest.raises(InvalidCustomerData):
+        parse(body)
+
+
+def test_lone_surrogate_escaped_in_the_json_text_is_invalid(demo_body):
+    """As Align would send it: the escape "\\ud800" on its own is valid JSON."""
+    text = json.dumps(demo_body()).replace('"first_name": "Ada"', '"first_name": "x\\ud800y"')
+    assert "\\ud800" in text
+    with pytest.raises(InvalidCustomerData, match="first_name holds a lone surrogate"):
+        parse(json.loads(text))
+
+
+def test_surrogate_pair_escaped_in_the_json_text_is_one_character_and_valid(demo_body):
+    text = json.dumps(demo_body()).replace('"first_name": "Ada"', '"first_name": "Ada \\ud83d\\ude00"')
+    assert parse(json.loads(text)).first_name == "Ada \N{GRINNING FACE}"
+
+
+def test_lone_surrogate_message_names_the_field_not_its_value(demo_body):
+    body = demo_body()
+    body["kycs"]["status"] = "appro\ud800ved"
+    with pytest.raises(InvalidCustomerData) as raised:
+        parse(body)
+    assert str(raised.value) == "kycs.status holds a lone surrogate, which is not text"
+
+
+def test_lone_surrogate_in_a_field_the_dashboard_never_reads_is_ignored(demo_body):
+    body = demo_body()
+    body["nickname"] = "x\ud800"
+    body["kycs"]["provider\udfff"] = "acme"
+    assert parse(body) == parse(demo_body())

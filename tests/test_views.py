@@ -423,7 +423,7 @@ def test_non_web_flow_link_is_inert_text_with_a_warning(staff_client, serve, lin
     html = staff_client.get(ADA_URL).content.decode()
     assert 'id="kyc-flow-link"' not in html
     assert "Copy link" not in html
-    assert "not a web (http/https) link" in html
+    assert "not a plain web link (http or https, printable characters only" in html
     assert f'href="{link}' not in html.replace("&amp;", "&")
 
 
@@ -968,3 +968,50 @@ def test_link_copies_show_usernames_and_times_only(staff_client, serve, demo_bod
     ]
     assert [value for value in personal if value in line] == []
     assert "j.smith" in line
+
+
+# --- Lone surrogates from Align (issue #10, finding 4) -----------------------------------------
+
+LONE_SURROGATE = chr(0xD800)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda body: body.update(first_name=f"x{LONE_SURROGATE}y"), id="first_name"),
+        pytest.param(lambda body: body["kycs"].update(status=f"approved{LONE_SURROGATE}"), id="kycs.status"),
+        pytest.param(lambda body: body["address"].update(city=LONE_SURROGATE), id="address.city"),
+    ],
+)
+@pytest.mark.parametrize("htmx", [False, True], ids=["full-page", "htmx"])
+def test_lone_surrogate_from_align_is_an_unexpected_response_on_record(
+    staff_client, serve, htmx_headers, change, htmx
+):
+    serve(change=change)
+    response = staff_client.get(ADA_URL, headers=htmx_headers if htmx else {})
+    assert response.status_code == 502
+    assert "Unexpected response from Align" in response.content.decode()
+    event = AuditEvent.objects.get()
+    assert (event.outcome, event.kyc_status) == (AuditEvent.Outcome.INVALID_RESPONSE, "")
+
+
+# --- KYC links with bidi or invisible characters (issue #10, finding 7) ------------------------
+
+
+@pytest.mark.parametrize(
+    "char", ["\u202e", "\u200b", "\u2066", "\u061c"], ids=lambda char: f"U+{ord(char):04X}"
+)
+def test_flow_link_with_a_bidi_or_invisible_character_is_inert_escaped_text_with_the_warning(
+    staff_client, serve, char
+):
+    link = f"https://kyc.example.test/flow/{char}fdp.exe"
+    serve(change=lambda body: body["kycs"].update(kyc_flow_link=link))
+    html = staff_client.get(ADA_URL).content.decode()
+    block = kyc_link_html(html)
+    assert "<a " not in block
+    assert "Copy link" not in block
+    assert "data-audit-beacon" not in html
+    escaped = f"\\u{ord(char):04x}"
+    assert f'<code class="kyc-link-inert">https://kyc.example.test/flow/{escaped}fdp.exe</code>' in block
+    assert "not a plain web link (http or https, printable characters only" in block
+    assert char not in html

@@ -19,6 +19,7 @@ register.filter("breakdown_label", presentation.breakdown_label)
 register.filter("breakdown_is_recognised", presentation.breakdown_is_recognised)
 register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
 register.filter("web_link", presentation.web_link)
+register.filter("inert_link_text", presentation.inert_link_text)
 register.filter("short_id", presentation.short_customer_id)
 
 
