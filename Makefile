@@ -1,4 +1,5 @@
-# KYC Desk: `make run` to try it, `make test` to check it. Both set up .venv on first use.
+# KYC Desk: `make run` to try it, `make test` to check it, `make serve` in production. All set up
+# .venv on first use.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,7 +15,7 @@ RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run test test-fast lint format browser nginx apt-install clean
+.PHONY: run serve test test-fast lint format browser nginx services apt-install clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -32,6 +33,14 @@ run: $(STAMP)
 	$(PY) manage.py align_stub --port $(STUB_PORT) & stub=$$!; \
 	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Production: debug off, so DJANGO_SECRET_KEY and the rest of README's "Deploying" must be set.
+# gunicorn.conf.py binds $${BIND:-127.0.0.1}:$${PORT:-8000}; several instances run side by side on
+# other ports (`make serve PORT=8101`). exec: gunicorn replaces the shell and gets its signals.
+serve: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput
+	BIND="$(BIND)" PORT="$(PORT)" exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -61,14 +70,23 @@ nginx:
 		$(MAKE) --no-print-directory apt-install PACKAGES=nginx
 	@command -v openssl >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=openssl
 
+# Debian's PostgreSQL and Redis for the second pass of `make test` (tests/services.py), installed
+# only where missing. That pass starts throwaway servers of its own on free ports, whatever the
+# packages start on 5432 and 6379.
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-install PACKAGES=postgresql
+	@command -v redis-server >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=redis-server
+
 apt-install:
 	@echo "Installing Debian packages: $(PACKAGES)"
 	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PACKAGES) >/dev/null
 
-test: lint browser nginx
+# Then the non-browser suite a second time, on PostgreSQL and Redis (DATABASE_URL, REDIS_URL).
+test: lint browser nginx services
 	$(VENV)/bin/pytest
+	$(PY) tests/services.py -m "not browser and not load"
 
 test-fast: lint
 	$(VENV)/bin/pytest -m "not browser and not load"

@@ -11,12 +11,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError
-from django.db.models import Max
 from django.utils import timezone
 
 from customers import client
 from customers.models import AuditEvent, AuditExport
 from customers.records import Customer
+from dashboard import metrics
 from dashboard.security import SESSION_STARTED_KEY, client_ip
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 Outcome = AuditEvent.Outcome
 
 RECENT_LOOKUPS_SHOWN = 10
+# Recent lookups are read newest first, this many rows and then twice as many each time, and
+# never more rows than RECENT_LOOKUPS_SCANNED, whatever the size of the audit trail.
+RECENT_LOOKUPS_FIRST_CHUNK = 25
+RECENT_LOOKUPS_SCANNED = 1000
 LINK_COPIES_SHOWN = 5
 # A KYC link copy is believed from a user who looked the customer up since signing in, or this
 # recently: sessions that began before the sign-in time was kept still have their lookups count.
@@ -76,8 +80,10 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
             event.kyc_status = _kyc_status_seen(customer)
         else:
             event.outcome = outcome_of_failure(error)
+        metrics.LOOKUPS.labels(outcome=event.outcome).inc()
         event.save(update_fields=["outcome", "kyc_status"])
     except Exception:
+        metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
 
 
@@ -126,9 +132,9 @@ def _shown_lately(request, customer_id: uuid.UUID) -> bool:
         occurred_at__gte=since,
     )
     try:
-        # The newest one rather than exists(): ordered by -id, SQLite reads the customer's few
-        # lookups through audit_customer_action_recent instead of all of this user's rows.
-        return lookups.order_by("-id").values_list("id", flat=True).first() is not None
+        # audit_user_customer_recent starts at this user's lookups of this customer in the
+        # window and reads only those: the cost does not grow with the audit trail.
+        return lookups.exists()
     except DatabaseError as error:
         logger.exception("Audit: lookups behind a link copy of customer %s could not be read", customer_id)
         raise AuditUnavailable from error
@@ -146,19 +152,39 @@ def record_export(request, *, rows: int, filters: str, all_matching: bool) -> Au
             request_id=getattr(request, "request_id", ""),
         )
     except DatabaseError as error:
+        metrics.AUDIT_WRITE_FAILURES.labels(action="export").inc()
         logger.exception("Audit: an export of the audit log could not be recorded")
         raise AuditUnavailable from error
 
 
 def recent_lookups(user) -> list[AuditEvent] | None:
-    """The user's last distinct customers with what was seen the last time; None if unreadable."""
-    lookups = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.LOOKUP)
-    latest_ids = lookups.values("customer_id").annotate(latest=Max("id")).order_by("-latest").values("latest")
+    """The user's last distinct customers with what was seen the last time; None if unreadable.
+
+    The audit trail only grows, so this never groups over all of the user's lookups: it walks
+    their newest lookups through audit_user_action_recent and keeps the first (newest) of each
+    customer until it has RECENT_LOOKUPS_SHOWN. The first read of RECENT_LOOKUPS_FIRST_CHUNK rows
+    nearly always suffices; a user who looked the same few customers up over and over needs
+    more, each read twice the last, and after RECENT_LOOKUPS_SCANNED lookups (six reads) it stops
+    and shows the customers found so far. Every read is an index walk of a bounded length, so the
+    cost is the same at ten rows or a million.
+    """
+    lookups = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.LOOKUP).order_by("-id")
+    newest_by_customer: dict[uuid.UUID, AuditEvent] = {}
+    chunk_size, scanned = RECENT_LOOKUPS_FIRST_CHUNK, 0
     try:
-        return list(lookups.filter(id__in=latest_ids[:RECENT_LOOKUPS_SHOWN]).order_by("-id"))
+        while scanned < RECENT_LOOKUPS_SCANNED:
+            chunk = list(lookups[: min(chunk_size, RECENT_LOOKUPS_SCANNED - scanned)])
+            for event in chunk:
+                newest_by_customer.setdefault(event.customer_id, event)
+            if len(newest_by_customer) >= RECENT_LOOKUPS_SHOWN or len(chunk) < chunk_size:
+                break
+            lookups = lookups.filter(id__lt=chunk[-1].id)
+            scanned += len(chunk)
+            chunk_size *= 2
     except DatabaseError:
         logger.exception("Audit: recent lookups could not be read")
         return None
+    return list(newest_by_customer.values())[:RECENT_LOOKUPS_SHOWN]
 
 
 def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> list[AuditEvent] | None:
@@ -184,5 +210,6 @@ def _write(request, **fields) -> AuditEvent:
             **fields,
         )
     except DatabaseError as error:
+        metrics.AUDIT_WRITE_FAILURES.labels(action=fields["action"]).inc()
         logger.exception("Audit: a %s event could not be written", fields["action"])
         raise AuditUnavailable from error

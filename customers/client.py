@@ -24,6 +24,7 @@ import urllib3
 from django.conf import settings
 
 from customers.records import Customer, InvalidCustomerData
+from dashboard import metrics
 from dashboard.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -147,8 +148,11 @@ class _Deadline:
     def remaining(self) -> float:
         return self.at - time.monotonic()
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
+        return int(self.elapsed() * 1000)
 
     def expired_error(self) -> "UpstreamTimeout":
         return UpstreamTimeout(f"no complete answer within {self.seconds:g} s")
@@ -174,6 +178,7 @@ class AlignClient:
         try:
             customer, attempts = self._get_with_retries(customer_id, deadline)
         except AlignError as error:
+            metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(error)).observe(deadline.elapsed())
             logger.warning(
                 "Align lookup failed request_id=%s customer_id=%s failure=%s upstream_status=%s "
                 "attempts=%d elapsed_ms=%d detail=%s",
@@ -186,6 +191,7 @@ class AlignClient:
                 error,
             )
             raise
+        metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(None)).observe(deadline.elapsed())
         logger.info(
             "Align lookup ok request_id=%s customer_id=%s attempts=%d elapsed_ms=%d",
             current_request_id.get(),
@@ -201,13 +207,18 @@ class AlignClient:
         while True:
             attempts += 1
             try:
-                return self._attempt(customer_id, deadline), attempts
+                customer = self._attempt(customer_id, deadline)
             except AlignError as error:
                 error.attempts = attempts
+                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(error)).inc()
                 wait = self._wait_before_retry(error, attempts, waited_for_rate_limit)
                 if wait is None or deadline.remaining() - wait < MIN_ATTEMPT_SECONDS:
                     raise
+                metrics.ALIGN_RETRIES.labels(result=metrics.align_result(error)).inc()
                 waited_for_rate_limit = waited_for_rate_limit or isinstance(error, RateLimited)
+            else:
+                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(None)).inc()
+                return customer, attempts
             time.sleep(wait)
 
     @staticmethod

@@ -78,6 +78,11 @@ class AuditEvent(models.Model):
             models.Index(fields=["user", "action", "-id"], name="audit_user_action_recent"),
             # "Who already sent this customer the link": one indexed read per customer card.
             models.Index(fields=["customer_id", "action", "-id"], name="audit_customer_action_recent"),
+            # "Did this user look this customer up lately?", asked before a link copy is believed:
+            # one seek to the user's lookups of the customer within the window, however long the trail.
+            models.Index(
+                fields=["user", "customer_id", "action", "occurred_at"], name="audit_user_customer_recent"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -149,15 +150,21 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the latency it records (dashboard/metrics.py) covers the whole stack.
+    "dashboard.metrics.RequestMetricsMiddleware",
     "dashboard.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /healthz, /readyz and /metrics are answered here, before sessions and users (dashboard/health.py).
+    "dashboard.health.ProbeMiddleware",
     # Django's, except that a session the database can't save leaves the page as it is.
     "dashboard.database.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Reads the signed-in user at once: a 503 when the database can't be reached, not a 500 later.
+    "dashboard.database.middleware.SignedInUserMiddleware",
     # Before SessionLifetimeMiddleware, which adds a message and answers htmx requests itself.
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -197,21 +204,76 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        # Django's SQLite backend, which also reads a database it can't write (dashboard.database).
-        "ENGINE": "dashboard.database",
-        "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
-        # Every lookup writes its audit row first, from many threads at once: WAL lets pages read
-        # while a row is written, IMMEDIATE takes the write lock up front instead of failing a
-        # transaction half-way, and a writer waits up to 5 s for the lock before giving up.
-        "OPTIONS": {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 5,
-        },
+# PostgreSQL when DATABASE_URL is set (every instance of a deployment shares it); SQLite otherwise.
+POSTGRES_URL_SCHEMES = {"postgres", "postgresql", "pgsql"}
+# How long an instance keeps a PostgreSQL connection open between requests; a health check
+# before reuse replaces one that broke meanwhile (a restarted server), without a restart here.
+DATABASE_CONN_MAX_AGE = 600
+
+
+def env_database(name: str) -> dict | None:
+    """The PostgreSQL database a URL names, or None when the variable is unset.
+
+    The error never repeats the URL: it holds the password.
+    """
+    url = env_str(name)
+    if not url:
+        return None
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme not in POSTGRES_URL_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must be a PostgreSQL URL such as postgres://user:password@host:5432/name; "
+            f"got one with scheme {scheme!r}."
+        )
+    try:
+        config = dj_database_url.parse(url, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=False)
+    except ValueError:  # a port that is not a number, an unclosed "["
+        raise ImproperlyConfigured(f"{name} is not a valid PostgreSQL URL.") from None
+    if not config.get("NAME"):
+        raise ImproperlyConfigured(f"{name} must name the database after the host, as in .../kyc_desk.")
+    return dict(config)
+
+
+def env_redis_url(name: str) -> str:
+    """A redis:// (or TLS rediss://) URL, or "" when the variable is unset."""
+    url = env_str(name)
+    if url and (urlsplit(url).scheme not in {"redis", "rediss"} or not urlsplit(url).hostname):
+        raise ImproperlyConfigured(
+            f"{name} must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0."
+        )
+    return url
+
+
+DATABASE_URL_CONFIG = env_database("DATABASE_URL")
+if DATABASE_URL_CONFIG is not None:
+    DATABASES = {"default": DATABASE_URL_CONFIG}
+else:
+    DATABASES = {
+        "default": {
+            # Django's SQLite backend, which also reads a database it can't write (dashboard.database).
+            "ENGINE": "dashboard.database",
+            "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
+            # Every lookup writes its audit row first, from many threads at once: WAL lets pages read
+            # while a row is written, IMMEDIATE takes the write lock up front instead of failing a
+            # transaction half-way, and a writer waits up to 5 s for the lock before giving up.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 5,
+            },
+        }
     }
-}
+
+# Redis when REDIS_URL is set, shared by every instance; this process's memory otherwise.
+REDIS_URL = env_redis_url("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Sessions in the cache alone (README: "Database and cache"): no database write per request
+    # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -231,7 +293,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `collectstatic` (run by `make serve`) copies every static file here, where WhiteNoise serves it.
+STATIC_ROOT = Path(env_str("DASHBOARD_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# With debug off, file names carry a hash of their content and gzip copies sit beside them, so
+# WhiteNoise can let browsers cache them for years and still send a changed file at once. The
+# manifest only exists after `collectstatic`: a page rendered without it fails loudly rather than
+# linking files nobody serves. Debug (`make run`) serves the source files as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -273,6 +348,9 @@ DJANGO_BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
 if DJANGO_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = DJANGO_HTTPS_ONLY
+# An orchestrator probes the pod over plain HTTP: a redirect would hide a 503 from it. /metrics
+# is not exempt: its bearer token must not travel in clear text.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = 365 * 24 * 3600 if DJANGO_HTTPS_ONLY else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
@@ -297,6 +375,9 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Login throttling: five failures for one username from one address lock that pair out.
+# Attempts are kept in the database, which every instance shares (PostgreSQL in a deployment),
+# rather than in the cache: a lockout then survives a Redis restart, and unlock_username lifts it.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -312,6 +393,17 @@ AXES_USERNAME_CALLABLE = "dashboard.login_attempts.attempt_username"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next", "csrfmiddlewaretoken"]
+
+# --- Health, readiness and metrics (README: "Health, readiness and metrics") -----------------
+# /metrics answers only requests with "Authorization: Bearer <this>"; unset, it is a 404.
+DASHBOARD_METRICS_TOKEN = env_str("DASHBOARD_METRICS_TOKEN")
+# Set under gunicorn: each worker writes its metrics here, and /metrics adds them up. Read by
+# prometheus-client itself too, when it is first imported, so it must be set before start-up.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR must be an existing directory; got {PROMETHEUS_MULTIPROC_DIR!r}."
+    )
 
 # --- Logging: JSON lines in production, readable lines in debug, no PII in either ---------------
 DASHBOARD_LOG_FORMAT = env_str("DASHBOARD_LOG_FORMAT", "text" if DEBUG else "json").lower()

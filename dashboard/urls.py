@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dashboard import security, two_factor
+from dashboard import health, metrics, security, two_factor
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:search", permanent=False)),
@@ -22,4 +22,9 @@ urlpatterns = [
         name="two_factor_recovery_codes",
     ),
     path("admin/", admin.site.urls),
+    # For the orchestrator and Prometheus: answered by dashboard.health.ProbeMiddleware, before
+    # sessions and login. No trailing slash, as probes are usually written.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]

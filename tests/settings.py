@@ -2,6 +2,9 @@
 
 The upstream points at a host that does not exist; every test that talks to it mocks it with
 `responses`, and tests/conftest.py refuses any other network connection.
+
+DATABASE_URL and REDIS_URL are left as the environment has them: unset, the suite runs on SQLite
+and local memory; `make test` runs it a second time with both set (tests/services.py).
 """
 
 import os

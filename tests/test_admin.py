@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import strip_tags
 
+from customers import admin as audit_admin
 from customers import audit
 from customers.admin import CSV_COLUMNS
 from customers.models import AuditEvent, AuditExport
@@ -635,3 +637,98 @@ def test_nobody_adds_changes_or_deletes_a_record_of_an_export(admin_client, even
     assert admin_client.post(f"{EXPORTS}{recorded.pk}/delete/", {"post": "yes"}).status_code == 403
     assert 'name="action"' not in admin_client.get(EXPORTS).content.decode()
     assert AuditExport.objects.get().rows == 1
+
+
+# --- The list stays fast on a log of millions of rows (issue #11) -----------------------------
+
+
+def changelist_queries(client: Client, params: dict | None = None) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(CHANGELIST, params or {})
+    assert response.status_code == 200
+    return [query["sql"] for query in queries.captured_queries if "customers_auditevent" in query["sql"]]
+
+
+def whole_log_counts(sqls: list[str]) -> list[str]:
+    """Counts of audit rows that are not bounded by a LIMIT: each one reads every matching row."""
+    return [sql for sql in sqls if "COUNT(" in sql.upper() and "LIMIT" not in sql.upper()]
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"q": "3f2a"}, {"outcome__exact": "found"}, {"month": "2026-11"}], ids=str
+)
+def test_the_list_never_counts_every_matching_row(admin_client, events, params):
+    sqls = changelist_queries(admin_client, params)
+    assert any("COUNT(" in sql.upper() for sql in sqls), "the list no longer counts at all: check the test"
+    assert whole_log_counts(sqls) == []
+
+
+def test_the_list_and_its_filters_take_no_distinct_over_the_log(admin_client, events):
+    sqls = changelist_queries(admin_client)
+    assert [sql for sql in sqls if "DISTINCT" in sql.upper()] == []
+
+
+def test_the_list_counts_exactly_below_the_cap(admin_client, events):
+    assert "3 audit events" in text_of(admin_client.get(CHANGELIST).content.decode())
+
+
+def test_a_log_past_the_cap_reads_as_at_least_the_cap_and_still_pages(admin_client, jane, monkeypatch):
+    monkeypatch.setattr(audit_admin, "AUDIT_LIST_COUNT_CAP", 4)
+    monkeypatch.setattr(audit_admin.AuditEventAdmin, "list_per_page", 2)
+    customers = [uuid.UUID(int=0x5000 + number, version=4) for number in range(7)]
+    for customer_id in customers:
+        AuditEvent.objects.create(
+            user=jane,
+            action=AuditEvent.Action.LOOKUP,
+            customer_id=customer_id,
+            outcome=AuditEvent.Outcome.FOUND,
+        )
+
+    first = admin_client.get(CHANGELIST)
+    assert "4+ audit events" in text_of(first.content.decode())
+    assert [event.customer_id for event in first.context["cl"].result_list] == customers[::-1][:2]
+    second = admin_client.get(CHANGELIST, {"p": 2})
+    assert [event.customer_id for event in second.context["cl"].result_list] == customers[::-1][2:4]
+
+
+def at(event: AuditEvent, moment: datetime) -> None:
+    AuditEvent.objects.filter(pk=event.pk).update(occurred_at=moment)
+
+
+def test_month_filter_offers_each_month_from_the_first_event_to_the_last(admin_client, events):
+    at(events["ada"], MOMENT)
+    at(events["grace"], datetime(2026, 8, 31, 23, 0, tzinfo=UTC))
+    at(events["neighbour"], datetime(2026, 10, 2, tzinfo=UTC))
+    page = admin_client.get(CHANGELIST).content.decode()
+    offered = re.findall(r'href="\?month=(\d{4}-\d{2})"', page)
+    assert offered == ["2026-11", "2026-10", "2026-09", "2026-08"]
+
+
+def test_month_filter_lists_that_months_events_only(admin_client, events):
+    at(events["ada"], MOMENT)
+    at(events["grace"], datetime(2026, 8, 31, 23, 0, tzinfo=UTC))
+    at(events["neighbour"], datetime(2026, 9, 1, tzinfo=UTC))
+    assert listed(admin_client.get(CHANGELIST, {"month": "2026-08"})) == {GRACE}
+    assert listed(admin_client.get(CHANGELIST, {"month": "2026-11"})) == {ADA}
+
+
+def test_month_filter_counts_the_month_in_the_dashboards_time_zone(admin_client, events, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    at(events["grace"], datetime(2026, 8, 31, 23, 0, tzinfo=UTC))  # 1 September in Berlin
+    assert listed(admin_client.get(CHANGELIST, {"month": "2026-09"})) == {GRACE}
+    assert GRACE not in listed(admin_client.get(CHANGELIST, {"month": "2026-08"}))
+
+
+@pytest.mark.parametrize("value", ["2026-13", "junk", "0-1", "99999999999-01", "2026-"])
+def test_a_month_that_is_not_one_lists_nothing_and_is_no_error(admin_client, events, value):
+    assert listed(admin_client.get(CHANGELIST, {"month": value})) == set()
+
+
+def test_search_by_the_start_of_an_id_reads_a_range_of_the_index_not_every_row(admin_client, events):
+    sqls = changelist_queries(admin_client, {"q": "3f2a9c1e-7b"})
+    assert [sql for sql in sqls if " LIKE " in sql.upper()] == []
+    assert listed(admin_client.get(CHANGELIST, {"q": "3f2a9c1e-7b"})) == {ADA}
+
+
+def test_search_by_more_hex_digits_than_an_id_has_finds_nothing(admin_client, events):
+    assert listed(admin_client.get(CHANGELIST, {"q": str(ADA).replace("-", "") + "0"})) == set()

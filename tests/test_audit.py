@@ -35,6 +35,10 @@ ADA_NAME = "Ada Lovelace"
 ADA_EMAIL = "ada.lovelace@example.com"
 AUDIT_UNAVAILABLE_TITLE = "Lookups are paused: the audit log can&#x27;t be written"
 Outcome = AuditEvent.Outcome
+# What runs a plain SELECT on this database: on PostgreSQL, a subclass of Django's SQLCompiler.
+SELECT_COMPILER = connection.ops.compiler("SQLCompiler")
+# Query plans are read in SQLite's words; on PostgreSQL (make test's second pass) they are not checked.
+sqlite_query_plans = pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
 Action = AuditEvent.Action
 
 
@@ -103,7 +107,7 @@ def audit_reads_fail(monkeypatch):
     failing = [True]
 
     def execute_sql(self, *args, **kwargs):
-        if failing and type(self) is SQLCompiler and self.query.model is AuditEvent:
+        if failing and type(self) is SELECT_COMPILER and self.query.model is AuditEvent:
             raise OperationalError("database is locked")
         return real_execute_sql(self, *args, **kwargs)
 
@@ -799,6 +803,7 @@ def test_link_copies_and_who_made_them_are_read_in_one_query(
     assert names == [other_user.username, staff_user.username]
 
 
+@sqlite_query_plans
 def test_link_copies_are_read_through_the_customer_index(staff_user):
     record_copy(staff_user)
     with CaptureQueriesContext(connection) as queries:
@@ -866,7 +871,7 @@ def test_copy_beacon_still_records_the_copy_when_the_copies_cannot_be_read(
     def execute_sql(self, *args, **kwargs):
         # Only the read of who copied the link (the one that joins their users) fails.
         reads_copies = (
-            type(self) is SQLCompiler and self.query.model is AuditEvent and self.query.select_related
+            type(self) is SELECT_COMPILER and self.query.model is AuditEvent and self.query.select_related
         )
         if failing and reads_copies:
             raise OperationalError("database is locked")
@@ -1035,7 +1040,8 @@ def test_copy_beacon_answers_503_when_the_lookups_cannot_be_read(staff_client, l
     assert copies() == []
 
 
-def test_the_lookup_behind_a_copy_is_read_through_the_customer_index(staff_client, staff_user):
+@sqlite_query_plans
+def test_the_lookup_behind_a_copy_is_read_through_the_user_customer_index(staff_client, staff_user):
     lookup_on_record(staff_user)
     with CaptureQueriesContext(connection) as queries:
         staff_client.post(beacon_url(ADA))
@@ -1043,5 +1049,86 @@ def test_the_lookup_behind_a_copy_is_read_through_the_customer_index(staff_clien
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {query}")
         plan = " / ".join(str(row[-1]) for row in cursor.fetchall())
-    assert "USING INDEX audit_customer_action_recent" in plan
+    seek = (
+        "USING INDEX audit_user_customer_recent (user_id=? AND customer_id=? AND action=? AND occurred_at>?)"
+    )
+    assert seek in plan
     assert "TEMP B-TREE" not in plan
+
+
+# --- Recent lookups stay as cheap as the audit trail grows (issue #11) ------------------------
+
+
+def bulk_lookups(user, customer_ids, kyc_status="approved") -> None:
+    """Many lookups at once, oldest first, as a long audit trail holds them."""
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            user=user,
+            action=Action.LOOKUP,
+            customer_id=customer_id,
+            outcome=Outcome.FOUND,
+            kyc_status=kyc_status,
+        )
+        for customer_id in customer_ids
+    )
+
+
+def sqlite_plan(sql: str) -> str:
+    if connection.vendor != "sqlite":
+        pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+        return " / ".join(str(row[-1]) for row in cursor.fetchall())
+
+
+def test_recent_lookups_are_one_query_on_a_long_trail(staff_user, django_assert_num_queries):
+    bulk_lookups(staff_user, [uuid.UUID(int=number % 40, version=4) for number in range(2000)])
+    with django_assert_num_queries(1):
+        recent = audit.recent_lookups(staff_user)
+    assert len(recent) == audit.RECENT_LOOKUPS_SHOWN
+
+
+@sqlite_query_plans
+def test_recent_lookups_walk_the_user_index_newest_first_without_grouping_or_sorting(staff_user, other_user):
+    bulk_lookups(staff_user, [uuid.UUID(int=number % 40, version=4) for number in range(300)])
+    bulk_lookups(other_user, [ADA] * 50)
+    with CaptureQueriesContext(connection) as queries:
+        audit.recent_lookups(staff_user)
+    (query,) = queries.captured_queries
+    plan = sqlite_plan(query["sql"])
+    assert "USING INDEX audit_user_action_recent (user_id=? AND action=?)" in plan
+    assert "TEMP B-TREE" not in plan
+    assert "LIMIT" in query["sql"]
+
+
+def test_recent_lookups_look_past_a_long_run_of_one_customer(staff_user):
+    earlier = [uuid.UUID(int=0x2000 + number, version=4) for number in range(12)]
+    bulk_lookups(staff_user, earlier)
+    bulk_lookups(staff_user, [ADA] * 300, kyc_status="pending")  # more than the first three reads hold
+    bulk_lookups(staff_user, [ADA], kyc_status="rejected")
+
+    recent = audit.recent_lookups(staff_user)
+
+    assert [event.customer_id for event in recent] == [ADA, *earlier[::-1][:9]]
+    assert recent[0].kyc_status == "rejected"
+    assert recent[0].pk == AuditEvent.objects.filter(customer_id=ADA).order_by("-id")[0].pk
+
+
+def test_recent_lookups_stop_reading_after_a_fixed_number_of_rows(staff_user):
+    older = uuid.uuid4()
+    bulk_lookups(staff_user, [older])
+    bulk_lookups(staff_user, [ADA] * audit.RECENT_LOOKUPS_SCANNED)
+    with CaptureQueriesContext(connection) as queries:
+        recent = audit.recent_lookups(staff_user)
+    assert [event.customer_id for event in recent] == [ADA]
+    assert len(queries) == 6  # 25, 50, 100, 200, 400 and the last 225 of the 1,000 rows
+
+
+def test_recent_lookups_of_fewer_than_the_first_read_are_all_read_in_one_query(
+    staff_user, django_assert_num_queries
+):
+    customers = [uuid.UUID(int=0x3000 + number, version=4) for number in range(3)]
+    bulk_lookups(staff_user, customers)
+    with django_assert_num_queries(1):
+        recent = audit.recent_lookups(staff_user)
+    assert [event.customer_id for event in recent] == customers[::-1]

@@ -105,6 +105,7 @@ def server_env(slow_stand_in, tmp_path) -> dict[str, str]:
         "DJANGO_SECRET_KEY": "load-test-only-secret-key-not-used-anywhere-else",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DASHBOARD_DB_PATH": str(tmp_path / "dashboard.sqlite3"),
+        "DASHBOARD_STATIC_ROOT": str(tmp_path / "staticfiles"),
         "ALIGN_API_BASE_URL": slow_stand_in.base_url,
         "ALIGN_API_KEY": STAND_IN_KEY,
         "ALIGN_API_TIMEOUT": "5",
@@ -113,6 +114,8 @@ def server_env(slow_stand_in, tmp_path) -> dict[str, str]:
         "DASHBOARD_REQUIRE_2FA": "0",
     }
     run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env, timeout=60)
+    # Debug off, pages link the hashed copies that only collectstatic makes (as `make serve` does).
+    run_quietly([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env, timeout=60)
     run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env, timeout=60)
     return env
 

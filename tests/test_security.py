@@ -22,6 +22,12 @@ from dashboard.security import LOGGED_OUT_MESSAGE, SESSION_STARTED_KEY, client_i
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.test_settings import PRODUCTION_LIKE, load_settings
 
+# With REDIS_URL (make test's second pass) sessions live in Redis, where
+# tests/test_database_and_cache.py checks their idle expiry instead.
+sessions_in_the_database = pytest.mark.skipif(
+    settings.SESSION_ENGINE != "django.contrib.sessions.backends.db", reason="sessions are in the cache"
+)
+
 LOGIN_URL = "/accounts/login/"
 LOGOUT_URL = "/accounts/logout/"
 SEARCH_URL = "/customers/"
@@ -235,6 +241,7 @@ def test_no_log_line_of_a_lockout_names_the_user_or_the_password(client, staff_u
 # --- Idle timeout: 30 minutes without a request, and the cookie dies with the browser -----------
 
 
+@sessions_in_the_database
 @pytest.mark.django_db
 def test_every_request_moves_the_server_side_expiry_to_thirty_minutes_ahead(staff_user):
     client = signed_in_client()
@@ -245,6 +252,7 @@ def test_every_request_moves_the_server_side_expiry_to_thirty_minutes_ahead(staf
     assert timedelta(minutes=29) < expires_in <= timedelta(minutes=30)
 
 
+@sessions_in_the_database
 @pytest.mark.django_db
 def test_session_past_its_expiry_is_sent_to_login(staff_user):
     client = signed_in_client()

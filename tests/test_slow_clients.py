@@ -5,7 +5,7 @@ so a few dozen clients that send a byte, or trickle their headers or a POST body
 threads and nobody else gets an answer, login included (the last test shows it). nginx reads
 every request whole before gunicorn sees it, without a thread per client.
 
-gunicorn runs with deploy/gunicorn.conf.py over a fresh SQLite file, against the stand-in in this
+gunicorn runs with gunicorn.conf.py over a fresh SQLite file, against the stand-in in this
 process; Debian's nginx (`make test` installs it where missing) runs deploy/nginx-site.conf,
 rendered onto free loopback ports with a throwaway certificate, with TLS ending at nginx as in
 production. Both are started once for the module and stopped, with their workers, at its end.
@@ -36,7 +36,7 @@ from customers.stub import DEMO_CUSTOMERS, DemoId, serving
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NGINX_SITE = PROJECT_DIR / "deploy" / "nginx-site.conf"
-GUNICORN_CONFIG = PROJECT_DIR / "deploy" / "gunicorn.conf.py"
+GUNICORN_CONFIG = PROJECT_DIR / "gunicorn.conf.py"
 NGINX = "/usr/sbin/nginx"
 STAND_IN_KEY = "slow-clients-stand-in-key"
 USERNAME = "slow-clients-tester"
@@ -145,12 +145,15 @@ def server_env(stand_in, work_dir) -> dict[str, str]:
         "DJANGO_BEHIND_TLS_PROXY": "1",
         "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
         "DASHBOARD_DB_PATH": str(work_dir / "dashboard.sqlite3"),
+        "DASHBOARD_STATIC_ROOT": str(work_dir / "staticfiles"),
         "ALIGN_API_BASE_URL": stand_in.base_url,
         "ALIGN_API_KEY": STAND_IN_KEY,
         # Password sign-in: the test is about slow clients, not about two-factor codes.
         "DASHBOARD_REQUIRE_2FA": "0",
     }
     run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env)
+    # Debug off, pages link the hashed copies that only collectstatic makes (as `make serve` does).
+    run_quietly([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env)
     run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env)
     return env
 

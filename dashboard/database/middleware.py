@@ -12,6 +12,7 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 
 from dashboard.database import is_unwritable
@@ -65,3 +66,44 @@ class DatabaseUnavailableMiddleware:
         context = {"signing_in": match is not None and match.url_name in SIGN_IN_PAGES}
         # Rendered without the request: its context processors would read the database again.
         return HttpResponse(render_to_string(UNAVAILABLE_TEMPLATE, context), status=503)
+
+
+class SignedInUserMiddleware:
+    """Finds out who is signed in up front, so a database that can't be reached is a 503, not a 500.
+
+    The middleware after this one (the log context, the session clock, two-factor) each ask
+    who is signed in, which reads the user from the database. Outside a view, where
+    DatabaseUnavailableMiddleware can't see it, that read's failure would be a 500. A
+    PostgreSQL server that is down does not let even that read through; SQLite always does.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.user.is_authenticated  # noqa: B018  (loads the user, once, for all that follow)
+        except DatabaseError as error:
+            if not is_unwritable(error):
+                raise
+            logger.error(
+                "The signed-in user could not be read: the database can't be reached", exc_info=error
+            )
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                match = None
+            context = {
+                "signing_in": match is not None and match.url_name in SIGN_IN_PAGES,
+                # A lookup gets the lookup's own answer: nothing can be recorded, so nothing is fetched.
+                "lookup_paused": _lookup_paused() if match and match.namespace == "customers" else None,
+            }
+            return HttpResponse(render_to_string(UNAVAILABLE_TEMPLATE, context), status=503)
+        return self.get_response(request)
+
+
+def _lookup_paused():
+    """The lookup page's words for "no audit record, no lookup", from where they are kept."""
+    from customers.presentation import AUDIT_UNAVAILABLE  # the app's words; dashboard loads first
+
+    return AUDIT_UNAVAILABLE

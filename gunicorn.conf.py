@@ -1,0 +1,56 @@
+"""gunicorn's settings for KYC Desk, behind nginx (deploy/nginx-site.conf), as `make serve` runs it.
+
+    .venv/bin/gunicorn -c gunicorn.conf.py    # what `make serve` runs after migrate and collectstatic
+
+It binds ${BIND:-127.0.0.1}:${PORT:-8000}. Loopback by default: a gunicorn thread waits without a
+time limit for a client that sends slowly, so clients must reach gunicorn only through nginx,
+which reads each request whole first. It writes no pid file and opens no control socket, so
+several instances run side by side on one host, each on its own PORT.
+
+At the project's root because gunicorn reads ./gunicorn.conf.py by itself when started here.
+"""
+
+import os
+
+from gunicorn.http import wsgi as gunicorn_wsgi
+
+wsgi_app = "dashboard.wsgi"
+bind = [f"{os.environ.get('BIND') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"]
+# Two processes of eight threads: lookups mostly wait for Align, and SQLite takes one writer at a
+# time. tests/test_load.py runs this shape; no benchmark has chosen it yet (README, "Deploying").
+worker_class = "gthread"
+workers = 2
+threads = 8
+# A worker silent this long is restarted; a lookup itself is bounded by ALIGN_API_TIMEOUT.
+timeout = 30
+graceful_timeout = 10
+# Only nginx connects, with one connection per request.
+keepalive = 2
+# Nothing at a fixed path, so a second instance never takes over or removes the first one's:
+# no pid file (gunicorn's default), and no control socket (gunicorn's default is one per user).
+pidfile = None
+control_socket_disable = True
+# One access line per request on standard output, with the path, query and Referer redacted as
+# Django's own log lines are; nginx keeps no access log of its own (deploy/nginx-site.conf).
+accesslog = "-"
+logger_class = "dashboard.gunicorn_logging.RedactingLogger"
+
+
+class ResponseWithoutServerHeader(gunicorn_wsgi.Response):
+    """gunicorn's answer without `Server: gunicorn`, which tells a scanner what runs here.
+
+    gunicorn has no setting for this header. nginx drops it anyway; this is for anyone who
+    reaches gunicorn without nginx.
+    """
+
+    def default_headers(self) -> list[str]:
+        return [line for line in super().default_headers() if not line.lower().startswith("server:")]
+
+
+gunicorn_wsgi.Response = ResponseWithoutServerHeader
+
+
+# --- Server hooks ------------------------------------------------------------------------------
+# Prometheus multiprocess metrics (README, "Health, readiness and metrics"): gunicorn finds the
+# hook by its name; it marks a stopped worker's metric files dead.
+from dashboard.metrics import child_exit  # noqa: E402, F401
