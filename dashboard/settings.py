@@ -226,7 +226,7 @@ def env_database(name: str) -> dict | None:
             f"got one with scheme {scheme!r}."
         )
     try:
-        config = dj_database_url.parse(url, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=False)
+        config = dj_database_url.parse(url, conn_max_age=DATABASE_CONN_MAX_AGE, conn_health_checks=True)
     except ValueError:  # a port that is not a number, an unclosed "["
         raise ImproperlyConfigured(f"{name} is not a valid PostgreSQL URL.") from None
     if not config.get("NAME"):
