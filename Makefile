@@ -15,7 +15,7 @@ RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run serve test test-fast lint format browser nginx services apt-install clean
+.PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -90,6 +90,11 @@ test: lint browser nginx services
 
 test-fast: lint
 	$(VENV)/bin/pytest -m "not browser and not load"
+
+# The dashboard under gunicorn.conf.py beside direct calls to the stand-in (bench/README.md); not
+# part of `make test`. SQLite, then PostgreSQL and Redis when installed: `make bench BENCH_ARGS=...`.
+bench: $(STAMP)
+	$(PY) bench/serve_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles test-artifacts

@@ -332,11 +332,19 @@ class StubServer(ThreadingHTTPServer):
         self.slow_seconds = slow_seconds
         # How many requests arrived, so tests can tell whether (and how often) the dashboard called.
         self.calls = 0
+        # How many connections it accepted, so a benchmark can tell whether callers reuse them.
+        self.connections = 0
         self._calls_lock = threading.Lock()
 
     def count_call(self) -> None:
         with self._calls_lock:
             self.calls += 1
+
+    def get_request(self):
+        accepted = super().get_request()
+        with self._calls_lock:
+            self.connections += 1
+        return accepted
 
     @property
     def base_url(self) -> str:

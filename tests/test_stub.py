@@ -195,3 +195,13 @@ def test_command_refuses_to_start_without_a_key(settings):
 def test_command_reports_a_port_in_use(stub):
     with pytest.raises(CommandError, match="Cannot listen"):
         call_command("align_stub", "--port", str(stub.server_address[1]), "--api-key", STUB_KEY)
+
+
+def test_stand_in_counts_connections_apart_from_calls(stub):
+    with requests.Session() as session:
+        for _ in range(3):
+            session.get(
+                f"{stub.base_url}/v0/customers/{DemoId.REJECTED}", headers={"Api-Key": STUB_KEY}, timeout=5
+            )
+    get(stub, DemoId.REJECTED)
+    assert (stub.calls, stub.connections) == (4, 2)
