@@ -106,8 +106,20 @@ def _status_summary(kyc: Kyc) -> KycSummary:
             STATUS_BADGES[KycStatus.REJECTED], None, "KYC rejected.", "Do not onboard; escalate per policy."
         )
     if kyc.status == KycStatus.PENDING:
-        return _pending_summary(kyc.sub_status)
+        summary = _pending_summary(kyc.sub_status)
+        if kyc.sub_status in LINK_SENDING_SUB_STATUSES and web_link(kyc.kyc_flow_link) is None:
+            return replace(summary, next_step=NO_LINK_TO_SEND)
+        return summary
     return KycSummary(_unrecognised(kyc.status), None, UNRECOGNISED_NOTE, None)
+
+
+# Sub-statuses whose next step is sending the customer the KYC link.
+LINK_SENDING_SUB_STATUSES = frozenset({KycSubStatus.FORM_STARTED, KycSubStatus.RESUBMISSION_REQUIRED})
+# When that link is missing or can't be sent, the usual next step would tell staff to send it.
+NO_LINK_TO_SEND = (
+    "Align sent no KYC link that can be sent, so there is nothing to send the customer yet. "
+    "Ask an administrator to start a new KYC session in Align."
+)
 
 
 def _pending_summary(sub_status: KycSubStatus | str | None) -> KycSummary:

@@ -1,6 +1,7 @@
 """The words and badges staff read, per /work/shared/UI.md, decided from the parsed records."""
 
 import inspect
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -767,3 +768,16 @@ def test_inert_link_text_leaves_printable_ascii_and_spaces_as_they_are():
 def test_web_link_refuses_a_user_name_before_the_host(link):
     """The browser goes to the host after the "@", not to the one staff read first."""
     assert web_link(link) is None
+
+
+@pytest.mark.parametrize("sub_status", [KycSubStatus.FORM_STARTED, KycSubStatus.RESUBMISSION_REQUIRED])
+@pytest.mark.parametrize("link", [None, "", "javascript:alert(1)", "https://kyc.example\u202e/flow"])
+def test_next_step_never_says_to_send_a_link_that_cannot_be_sent(sub_status, link):
+    summary = kyc_summary(replace(kyc(KycStatus.PENDING, sub_status), kyc_flow_link=link))
+    assert summary.next_step.startswith("Align sent no KYC link that can be sent")
+    assert "Ask an administrator to start a new KYC session in Align." in summary.next_step
+
+
+def test_under_review_without_a_link_still_waits_for_align():
+    summary = kyc_summary(replace(kyc(KycStatus.PENDING, KycSubStatus.FORM_ACCEPTED), kyc_flow_link=None))
+    assert summary.next_step == "None; wait for Align's decision."

@@ -1015,3 +1015,13 @@ def test_flow_link_with_a_bidi_or_invisible_character_is_inert_escaped_text_with
     assert f'<code class="kyc-link-inert">https://kyc.example.test/flow/{escaped}fdp.exe</code>' in block
     assert "not a plain web link (http or https, printable characters only" in block
     assert char not in html
+
+
+@pytest.mark.parametrize("demo_id", [DemoId.NON_WEB_LINK, DemoId.NO_KYC_LINK])
+def test_a_card_without_a_sendable_link_does_not_tell_staff_to_send_it(staff_client, serve, demo_id):
+    serve(demo_id)
+    html = staff_client.get(detail_url(demo_id)).content.decode()
+    next_step = re.search(r'<p class="kyc-next-step">(.*?)</p>', html, re.S).group(1)
+    assert "Align sent no KYC link that can be sent" in next_step
+    assert "Send the customer" not in next_step
+    assert "Remind them" not in next_step
