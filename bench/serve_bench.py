@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,15 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from customers.stub import DemoId, StubServer  # noqa: E402
+from tests.servers import (  # noqa: E402
+    free_loopback_port,
+    inherited_env,
+    post_login,
+    prepare,
+    production_env,
+    staff_user_script,
+    stop_process_group,
+)
 
 STAND_IN_KEY = "bench-stand-in-key"
 USERNAME = "bench-user"
@@ -57,14 +65,7 @@ HTTP_TIMEOUT_SECONDS = 10
 READY_WITHIN_SECONDS = 30
 LOGINS_AT_ONCE = 4
 WARM_UP_LOOKUPS = 40
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 STATIC_URL = re.compile(r'(?:href|src)="(/static/[^"]+\.(?:css|js))"')
-CREATE_STAFF_USER = f"""
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})
-user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
-"""
 DEMO_IDS = list(DemoId)
 
 
@@ -121,51 +122,19 @@ def stand_ins(delay: float) -> Iterator[StandIns]:
 # --- The dashboard under gunicorn ---------------------------------------------------------------
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def run_checked(command: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run(  # noqa: S603  (our own interpreter and arguments)
-        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{command[1:]} failed:\n{result.stdout}\n{result.stderr}")
-
-
 def server_env(workdir: Path, align_url: str, services: dict[str, str]) -> dict[str, str]:
     """Production settings (debug off) fed a bench environment, over a migrated database with a user."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_", "DATABASE_URL", "REDIS_URL"))
-    }
-    env = (
-        inherited
-        | services
-        | {
-            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "bench-only-secret-key-not-used-anywhere-else-at-all",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "DASHBOARD_DB_PATH": str(workdir / "dashboard.sqlite3"),
-            "DASHBOARD_STATIC_ROOT": str(workdir / "staticfiles"),
-            "ALIGN_API_BASE_URL": align_url,
-            "ALIGN_API_KEY": STAND_IN_KEY,
-            "ALIGN_API_TIMEOUT": "5",
-            # Plain HTTP on loopback, password sign-in, as the load test: lookups are measured here.
-            "DJANGO_HTTPS_ONLY": "0",
-            "DASHBOARD_REQUIRE_2FA": "0",
-            # Where gunicorn would put files of its own (it puts none: gunicorn.conf.py).
-            "HOME": str(workdir),
-        }
+    env = production_env(
+        workdir,
+        align_url=align_url,
+        align_key=STAND_IN_KEY,
+        inherited=inherited_env(drop_names=("DATABASE_URL", "REDIS_URL")),
+        ALIGN_API_TIMEOUT="5",
+        # Where gunicorn would put files of its own (it puts none: gunicorn.conf.py).
+        HOME=str(workdir),
+        **services,
     )
-    python = sys.executable
-    run_checked([python, "manage.py", "migrate", "--noinput"], env)
-    run_checked([python, "manage.py", "collectstatic", "--noinput"], env)
-    run_checked([python, "manage.py", "shell", "-c", CREATE_STAFF_USER], env)
+    prepare(env, staff_user_script(USERNAME, PASSWORD), timeout=120)
     return env
 
 
@@ -228,12 +197,7 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Gunicorn]:
             time.sleep(0.1)
         yield Gunicorn(process, url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, within=15)
 
 
 # --- Clients ------------------------------------------------------------------------------------
@@ -241,15 +205,7 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Gunicorn]:
 
 def logged_in_session(url: str) -> requests.Session:
     session = requests.Session()
-    login_url = f"{url}/accounts/login/"
-    form = session.get(login_url, timeout=HTTP_TIMEOUT_SECONDS)
-    token = CSRF_FIELD.search(form.text)
-    answer = session.post(
-        login_url,
-        data={"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token[1] if token else ""},
-        headers={"Referer": login_url},
-        timeout=HTTP_TIMEOUT_SECONDS,
-    )
+    answer = post_login(session, url, USERNAME, PASSWORD, timeout=HTTP_TIMEOUT_SECONDS)
     if answer.url != f"{url}/customers/":
         raise SystemExit(f"the login did not reach the search page (status {answer.status_code})")
     # gunicorn drops connections idle past its keep-alive (2 s); start the lookups on fresh ones.

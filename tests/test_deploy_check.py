@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from django.conf import settings
 
-PROJECT_ROOT = settings.BASE_DIR
+from tests.servers import run_captured
+
 CHECK_TIMEOUT_SECONDS = 60
 
 
@@ -31,14 +31,10 @@ def production_environment(tmp_path) -> dict[str, str]:
 
 
 def run_deploy_check(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_captured(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=PROJECT_ROOT,
         env=environment,
-        capture_output=True,
-        text=True,
         timeout=CHECK_TIMEOUT_SECONDS,
-        check=False,
     )
 
 

@@ -11,27 +11,31 @@ database closed to it; the server and the setup commands use their own database 
 """
 
 import logging
-import os
 import re
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 from django.utils.html import escape
 
 from customers.stub import DEMO_CUSTOMERS, DemoId, serving
+from tests.servers import (
+    free_loopback_port,
+    gunicorn_command,
+    login_page_answers,
+    post_login,
+    prepare,
+    production_env,
+    running,
+    staff_user_script,
+    wait_until_answers,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAND_IN_KEY = "load-test-stand-in-key"
 STAND_IN_DELAY_SECONDS = 0.05
 USERNAME = "load-tester"
@@ -47,13 +51,6 @@ THREADS_PER_WORKER = 8
 HTTP_TIMEOUT_SECONDS = 10
 READY_WITHIN_SECONDS = 15
 STOP_WITHIN_SECONDS = 10
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-CREATE_STAFF_USER = f"""
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})
-user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
-"""
 
 
 @dataclass(frozen=True)
@@ -63,24 +60,6 @@ class Lookup:
     status: int | str  # the exception's name when no answer came
     seconds: float
     body: str
-
-
-def run_quietly(command: list[str], *, env: dict[str, str], timeout: float) -> None:
-    """Run a command from the project directory; fail the test with its output if it fails."""
-    result = subprocess.run(  # noqa: S603  (our own interpreter and arguments)
-        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, f"{command[1:]} failed:\n{result.stdout}\n{result.stderr}"
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture
@@ -94,29 +73,13 @@ def slow_stand_in(caplog):
 @pytest.fixture
 def server_env(slow_stand_in, tmp_path) -> dict[str, str]:
     """The production settings module, fed a test environment, over a migrated database with a user."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_"))
-    }
-    env = inherited | {
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "load-test-only-secret-key-not-used-anywhere-else",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DASHBOARD_DB_PATH": str(tmp_path / "dashboard.sqlite3"),
-        "DASHBOARD_STATIC_ROOT": str(tmp_path / "staticfiles"),
-        "ALIGN_API_BASE_URL": slow_stand_in.base_url,
-        "ALIGN_API_KEY": STAND_IN_KEY,
-        "ALIGN_API_TIMEOUT": "5",
-        # Plain HTTP on loopback, password sign-in: the load is on lookups, not on TLS or 2FA.
-        "DJANGO_HTTPS_ONLY": "0",
-        "DASHBOARD_REQUIRE_2FA": "0",
-    }
-    run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env, timeout=60)
-    # Debug off, pages link the hashed copies that only collectstatic makes (as `make serve` does).
-    run_quietly([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env, timeout=60)
-    run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env, timeout=60)
+    env = production_env(
+        tmp_path,
+        align_url=slow_stand_in.base_url,
+        align_key=STAND_IN_KEY,
+        ALIGN_API_TIMEOUT="5",
+    )
+    prepare(env, staff_user_script(USERNAME, PASSWORD))
     return env
 
 
@@ -126,68 +89,19 @@ def gunicorn_url(server_env, tmp_path):
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "gunicorn.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "dashboard.wsgi",
-        f"--bind=127.0.0.1:{port}",
-        f"--workers={WORKERS}",
-        f"--threads={THREADS_PER_WORKER}",
-        "--worker-class=gthread",
-        "--graceful-timeout=5",
-        # Parallel runs must not fight over the default control socket in the home directory.
-        "--no-control-socket",
-    ]
-    with log_path.open("w") as log:
-        # Its own process group, so a last-resort kill reaches the workers too.
-        server = subprocess.Popen(  # noqa: S603  (our own interpreter and arguments)
-            command,
-            cwd=PROJECT_DIR,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    command = gunicorn_command(
+        port, f"--workers={WORKERS}", f"--threads={THREADS_PER_WORKER}", "--graceful-timeout=5"
+    )
+    with running(command, log_path=log_path, env=server_env, stop_within=STOP_WITHIN_SECONDS) as server:
+        wait_until_answers(
+            server, login_page_answers(url), log_path, within=READY_WITHIN_SECONDS, name="gunicorn"
         )
-    try:
-        wait_until_ready(server, url, log_path)
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=STOP_WITHIN_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=STOP_WITHIN_SECONDS)
-
-
-def wait_until_ready(server: subprocess.Popen, url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.returncode}:\n{log_tail(log_path)}")
-        try:
-            if requests.get(f"{url}/accounts/login/", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not answer within {READY_WITHIN_SECONDS} s:\n{log_tail(log_path)}")
 
 
 def logged_in_session(url: str) -> requests.Session:
     session = requests.Session()
-    login_url = f"{url}/accounts/login/"
-    form = session.get(login_url, timeout=HTTP_TIMEOUT_SECONDS)
-    token = CSRF_FIELD.search(form.text)
-    assert form.status_code == 200
-    assert token, "no CSRF token on the login page"
-    answer = session.post(
-        login_url,
-        data={"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token[1]},
-        headers={"Referer": login_url},
-        timeout=HTTP_TIMEOUT_SECONDS,
-    )
+    answer = post_login(session, url, USERNAME, PASSWORD, timeout=HTTP_TIMEOUT_SECONDS)
     assert answer.status_code == 200
     assert answer.url == f"{url}/customers/", "the login did not lead to the search page"
     # Keep the cookies, drop the connection: gunicorn closes a connection idle past its keep-alive

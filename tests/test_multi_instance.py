@@ -12,9 +12,7 @@ as `postgres`, which can't enter pytest's directories (root's, mode 0700).
 """
 
 import contextlib
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -27,11 +25,18 @@ import requests
 from django.utils.html import escape
 
 from customers.stub import DEMO_CUSTOMERS, DemoId, serving
-from tests import services
-from tests.test_load import CSRF_FIELD, run_quietly
-from tests.test_serve import Instance, free_loopback_port, stop, wait_until_ready
+from tests import servers, services
+from tests.servers import (
+    MAKE_PREFIXES,
+    SERVE_NAMES,
+    free_loopback_port,
+    inherited_env,
+    prepare,
+    production_env,
+    start_in_own_group,
+)
+from tests.test_serve import Instance, stop, wait_until_ready
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAND_IN_KEY = "multi-instance-stand-in-key"
 USERNAME = "multi-instance-tester"
 PASSWORD = "multi instance password, not used anywhere else"
@@ -79,15 +84,10 @@ def temporary_directory() -> Iterator[Path]:
 def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Instance]:
     """gunicorn.conf.py, as `make serve` runs it, in its own process group; stopped with its workers."""
     port = free_loopback_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=PROJECT_DIR,
-            env=env | {"BIND": "127.0.0.1", "PORT": str(port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+    process = start_in_own_group(
+        command, log_path=log_path, env=env | {"BIND": "127.0.0.1", "PORT": str(port)}
+    )
     instance = Instance(process=process, port=port, log_path=log_path)
     try:
         wait_until_ready(instance)
@@ -107,35 +107,19 @@ def deployment() -> Iterator[Deployment]:
     ):
         home = workdir / "home"
         home.mkdir()
-        inherited = {
-            name: value
-            for name, value in os.environ.items()
-            if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_", "MAKE", "MFLAGS"))
-            and name not in {"BIND", "PORT", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"}
-        }
-        env = inherited | {
-            "HOME": str(home),
-            "XDG_RUNTIME_DIR": str(home),
-            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-            "DJANGO_DEBUG": "0",
-            # One key for both: a session signed in on A must be valid on B.
-            "DJANGO_SECRET_KEY": "multi-instance-test-only-secret-key-not-used-anywhere-else",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "DJANGO_HTTPS_ONLY": "0",
-            "DASHBOARD_REQUIRE_2FA": "0",
-            "DASHBOARD_STATIC_ROOT": str(workdir / "staticfiles"),
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "ALIGN_API_BASE_URL": stand_in.base_url,
-            "ALIGN_API_KEY": STAND_IN_KEY,
-            "ALIGN_API_TIMEOUT": "5",
-        }
-        for command in (
-            ["migrate", "--noinput"],
-            ["collectstatic", "--noinput"],
-            ["shell", "-c", CREATE_USERS],
-        ):
-            run_quietly([sys.executable, "manage.py", *command], env=env, timeout=60)
+        env = production_env(
+            workdir,
+            align_url=stand_in.base_url,
+            align_key=STAND_IN_KEY,
+            inherited=inherited_env(drop_prefixes=MAKE_PREFIXES, drop_names=SERVE_NAMES),
+            # One environment, so one secret key for both: a session signed in on A is valid on B.
+            HOME=str(home),
+            XDG_RUNTIME_DIR=str(home),
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            ALIGN_API_TIMEOUT="5",
+        )
+        prepare(env, CREATE_USERS)
         with gunicorn(env, workdir / "a.log") as first, gunicorn(env, workdir / "b.log") as second:
             yield Deployment(first, second, database_url, workdir)
 
@@ -143,17 +127,7 @@ def deployment() -> Iterator[Deployment]:
 def post_login(
     session: requests.Session, instance: Instance, username: str, password: str
 ) -> requests.Response:
-    login_url = f"{instance.url}/accounts/login/"
-    form = session.get(login_url, timeout=HTTP_TIMEOUT_SECONDS)
-    token = CSRF_FIELD.search(form.text)
-    assert form.status_code == 200
-    assert token, "no CSRF token on the login page"
-    return session.post(
-        login_url,
-        data={"username": username, "password": password, "csrfmiddlewaretoken": token[1]},
-        headers={"Referer": login_url},
-        timeout=HTTP_TIMEOUT_SECONDS,
-    )
+    return servers.post_login(session, instance.url, username, password, timeout=HTTP_TIMEOUT_SECONDS)
 
 
 def signed_in(instance: Instance) -> requests.Session:

@@ -20,14 +20,10 @@ errors are treated so.
 """
 
 import os
-import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
@@ -41,8 +37,20 @@ from django.test import Client
 
 from customers.stub import DemoId, serving
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
+from tests.servers import (
+    free_loopback_port,
+    gunicorn_command,
+    login_page_answers,
+    post_login,
+    prepare,
+    production_env,
+    run_captured,
+    staff_user_script,
+    start_in_own_group,
+    stop_process_group,
+    wait_until_answers,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAND_IN_KEY = "read-only-test-stand-in-key"
 USERNAME = "read-only-tester"
 PASSWORD = "read-only test password, not used anywhere else"
@@ -50,13 +58,6 @@ HTTP_TIMEOUT_SECONDS = 10
 COMMAND_TIMEOUT_SECONDS = 60
 READY_WITHIN_SECONDS = 15
 STOP_WITHIN_SECONDS = 10
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-CREATE_STAFF_USER = f"""
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})
-user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
-"""
 # Holds the database open until killed, so its -wal and -shm files stay behind with their rows.
 HOLD_OPEN = """
 import sqlite3, sys
@@ -78,38 +79,13 @@ LOOKUPS_PAUSED = "Lookups are paused"
 
 def dashboard_env(database: Path, *, align_url: str) -> dict[str, str]:
     """The production settings module, fed a test environment, over this database file."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_"))
-    }
-    return inherited | {
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "read-only-test-secret-key-not-used-anywhere-else",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DASHBOARD_DB_PATH": str(database),
-        "DASHBOARD_STATIC_ROOT": str(database.parent.parent / "staticfiles"),
-        "ALIGN_API_BASE_URL": align_url,
-        "ALIGN_API_KEY": STAND_IN_KEY,
-        "DJANGO_HTTPS_ONLY": "0",
-        "DASHBOARD_REQUIRE_2FA": "0",
-        "DASHBOARD_LOG_FORMAT": "text",
-    }
-
-
-def run_quietly(command: list[str], *, env: dict[str, str]) -> None:
-    """Run a command from the project directory; fail the test with its output if it fails."""
-    result = subprocess.run(  # noqa: S603  (our own interpreter and arguments)
-        command,
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
+    return production_env(
+        database.parent.parent,
+        align_url=align_url,
+        align_key=STAND_IN_KEY,
+        DASHBOARD_DB_PATH=str(database),
+        DASHBOARD_LOG_FORMAT="text",
     )
-    assert result.returncode == 0, f"{command[1:]} failed:\n{result.stdout}\n{result.stderr}"
 
 
 def unprivileged() -> list[str]:
@@ -150,68 +126,26 @@ def make_writable(directory: Path) -> None:
         path.chmod(0o644)
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_gunicorn(env: dict[str, str], log_path: Path, *, prefix: list[str]) -> tuple[subprocess.Popen, str]:
     port = free_loopback_port()
-    command = [
-        *prefix,
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "dashboard.wsgi",
-        f"--bind=127.0.0.1:{port}",
-        "--workers=1",
-        "--threads=2",
-        "--worker-class=gthread",
-        "--graceful-timeout=2",
-        "--no-control-socket",
-    ]
-    with log_path.open("a") as log:
-        # Its own process group, so a last-resort kill reaches the worker too.
-        server = subprocess.Popen(  # noqa: S603  (our own interpreter and arguments)
-            command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    command = [*prefix, *gunicorn_command(port, "--workers=1", "--threads=2", "--graceful-timeout=2")]
+    server = start_in_own_group(command, log_path=log_path, env=env, append=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            requests.get(f"{url}/accounts/login/", timeout=1)
-            return server, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    stop(server)
-    pytest.fail(f"gunicorn did not answer within {READY_WITHIN_SECONDS} s:\n{log_path.read_text()[-3000:]}")
+    try:
+        answers = login_page_answers(url, status=None)
+        wait_until_answers(server, answers, log_path, within=READY_WITHIN_SECONDS, name="gunicorn")
+    except BaseException:
+        stop(server)
+        raise
+    return server, url
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_WITHIN_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=STOP_WITHIN_SECONDS)
+    stop_process_group(process, within=STOP_WITHIN_SECONDS)
 
 
 def sign_in(session: requests.Session, url: str, password: str) -> requests.Response:
-    login_url = f"{url}/accounts/login/"
-    form = session.get(login_url, timeout=HTTP_TIMEOUT_SECONDS)
-    token = CSRF_FIELD.search(form.text)
-    assert form.status_code == 200
-    assert token, "no CSRF token on the login page"
-    return session.post(
-        login_url,
-        data={"username": USERNAME, "password": password, "csrfmiddlewaretoken": token[1]},
-        headers={"Referer": login_url},
-        timeout=HTTP_TIMEOUT_SECONDS,
-        allow_redirects=False,
-    )
+    return post_login(session, url, USERNAME, password, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
 
 
 def hold_open(database: Path) -> subprocess.Popen:
@@ -250,10 +184,7 @@ def read_only(request, stand_in, tmp_path_factory):
     directory.mkdir()
     database = directory / "dashboard.sqlite3"
     env = dashboard_env(database, align_url=stand_in.base_url)
-    run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env)
-    # Debug off, pages link the hashed copies that only collectstatic makes (as `make serve` does).
-    run_quietly([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env)
-    run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env)
+    prepare(env, staff_user_script(USERNAME, PASSWORD), timeout=COMMAND_TIMEOUT_SECONDS)
 
     holder = hold_open(database) if request.param == "wal-left-behind" else None
     server = None
@@ -355,14 +286,10 @@ def test_rows_left_in_a_wal_without_its_shm_are_never_skipped(tmp_path):
     try:
         assert_cannot_write_in(read_only)
         env = dashboard_env(read_only / "dashboard.sqlite3", align_url="http://127.0.0.1:9")
-        count = subprocess.run(  # noqa: S603  (our own interpreter and arguments)
+        count = run_captured(
             [*unprivileged(), sys.executable, "manage.py", "shell", "-c", COUNT_EVENTS],
-            cwd=PROJECT_DIR,
             env=env,
-            capture_output=True,
-            text=True,
             timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
         )
     finally:
         make_writable(read_only)

@@ -24,24 +24,24 @@ import pytest
 import requests
 
 from customers.stub import serving
+from tests.servers import (
+    MAKE_PREFIXES,
+    PROJECT_DIR,
+    SERVE_NAMES,
+    deployment_variables,
+    free_loopback_port,
+    inherited_env,
+    login_page_answers,
+    run_captured,
+    wait_until_answers,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAND_IN_KEY = "serve-test-stand-in-key"
 # migrate, collectstatic and gunicorn's start, on a 2-core machine other tests share.
 READY_WITHIN_SECONDS = 30
 STOP_WITHIN_SECONDS = 15
 STATIC_URL = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 HASHED_STYLESHEET = re.compile(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"')
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def live_processes_in_group(group: int) -> list[int]:
@@ -114,19 +114,13 @@ def make_serve(env: dict[str, str], port: int, log_path: Path) -> Iterator[Insta
 
 
 def wait_until_ready(instance: Instance) -> None:
-    deadline = time.monotonic() + READY_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        if instance.process.poll() is not None:
-            pytest.fail(
-                f"make serve exited with {instance.process.returncode}:\n{log_tail(instance.log_path)}"
-            )
-        try:
-            if requests.get(f"{instance.url}/accounts/login/", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"make serve did not answer within {READY_WITHIN_SECONDS} s:\n{log_tail(instance.log_path)}")
+    wait_until_answers(
+        instance.process,
+        login_page_answers(instance.url),
+        instance.log_path,
+        within=READY_WITHIN_SECONDS,
+        name="make serve",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,25 +144,11 @@ def serve_env(stand_in, work_dir) -> dict[str, str]:
     home, runtime = work_dir / "home", work_dir / "runtime"
     home.mkdir()
     runtime.mkdir()
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_", "MAKE", "MFLAGS"))
-        and name not in {"BIND", "PORT", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"}
-    }
-    return inherited | {
-        "HOME": str(home),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "DJANGO_SECRET_KEY": "serve-test-only-secret-key-not-used-anywhere-else",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        # Plain HTTP on loopback and password sign-in, as the load test runs.
-        "DJANGO_HTTPS_ONLY": "0",
-        "DASHBOARD_REQUIRE_2FA": "0",
-        "DASHBOARD_DB_PATH": str(work_dir / "dashboard.sqlite3"),
-        "DASHBOARD_STATIC_ROOT": str(work_dir / "staticfiles"),
-        "ALIGN_API_BASE_URL": stand_in.base_url,
-        "ALIGN_API_KEY": STAND_IN_KEY,
-    }
+    return (
+        inherited_env(drop_prefixes=MAKE_PREFIXES, drop_names=SERVE_NAMES)
+        | deployment_variables(work_dir, align_url=stand_in.base_url, align_key=STAND_IN_KEY)
+        | {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -257,14 +237,10 @@ def test_stopping_the_process_group_leaves_nothing_running(serve_env, work_dir):
 def test_without_a_secret_key_it_fails_naming_the_variable(serve_env):
     env = {name: value for name, value in serve_env.items() if name != "DJANGO_SECRET_KEY"}
 
-    result = subprocess.run(  # noqa: S603  (our own Makefile)
-        ["make", "--no-print-directory", "serve", f"PORT={free_loopback_port()}"],  # noqa: S607  (make from PATH)
-        cwd=PROJECT_DIR,
+    result = run_captured(
+        ["make", "--no-print-directory", "serve", f"PORT={free_loopback_port()}"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=READY_WITHIN_SECONDS,
-        check=False,
     )
 
     assert result.returncode != 0

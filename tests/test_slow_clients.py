@@ -14,7 +14,6 @@ production. Both are started once for the module and stopped, with their workers
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
@@ -33,21 +32,24 @@ import requests
 from django.utils.html import escape
 
 from customers.stub import DEMO_CUSTOMERS, DemoId, serving
+from tests.servers import (
+    PROJECT_DIR,
+    free_loopback_port,
+    post_login,
+    prepare,
+    production_env,
+    run_quietly,
+    running,
+    staff_user_script,
+    wait_until_answers,
+)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 NGINX_SITE = PROJECT_DIR / "deploy" / "nginx-site.conf"
 GUNICORN_CONFIG = PROJECT_DIR / "gunicorn.conf.py"
 NGINX = "/usr/sbin/nginx"
 STAND_IN_KEY = "slow-clients-stand-in-key"
 USERNAME = "slow-clients-tester"
 PASSWORD = "slow clients test password, not used anywhere else"
-CREATE_STAFF_USER = f"""
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-user = get_user_model().objects.create_user({USERNAME!r}, password={PASSWORD!r})
-user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
-"""
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 SLOW_CLIENTS = 64
 ANSWER_WITHIN_SECONDS = 1.0
@@ -67,56 +69,8 @@ TYPED_TEXT = "jane.doe.typed.by.mistake"
 # --- The servers ----------------------------------------------------------------------------
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def run_quietly(command: list[str], *, env: dict[str, str] | None = None, timeout: float = 60) -> None:
-    """Run a command from the project directory; fail the test with its output if it fails."""
-    result = subprocess.run(  # noqa: S603  (our own programs and arguments)
-        command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
-@contextmanager
-def running(
-    command: list[str], *, log_path: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen]:
-    """A server process in its own process group, stopped with all its workers whatever happens."""
-    with log_path.open("w") as log:
-        server = subprocess.Popen(  # noqa: S603  (our own programs and arguments)
-            command, cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield server
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=STOP_WITHIN_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=STOP_WITHIN_SECONDS)
-
-
 def wait_until_ready(server: subprocess.Popen, answers: Callable[[], bool], log_path: Path) -> None:
-    deadline = time.monotonic() + READY_WITHIN_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"{server.args[0]} exited with {server.returncode}:\n{log_tail(log_path)}")
-        try:
-            if answers():
-                return
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{server.args[0]} did not answer within {READY_WITHIN_SECONDS} s:\n{log_tail(log_path)}")
+    wait_until_answers(server, answers, log_path, within=READY_WITHIN_SECONDS, name=server.args[0])
 
 
 @pytest.fixture(scope="module")
@@ -133,28 +87,16 @@ def stand_in():
 @pytest.fixture(scope="module")
 def server_env(stand_in, work_dir) -> dict[str, str]:
     """The production environment of README's "Deploying", on loopback, over a migrated database."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "ALIGN_", "DASHBOARD_"))
-    }
-    env = inherited | {
-        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
-        "DJANGO_SECRET_KEY": "slow-clients-test-only-secret-key-not-used-anywhere-else",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_BEHIND_TLS_PROXY": "1",
-        "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
-        "DASHBOARD_DB_PATH": str(work_dir / "dashboard.sqlite3"),
-        "DASHBOARD_STATIC_ROOT": str(work_dir / "staticfiles"),
-        "ALIGN_API_BASE_URL": stand_in.base_url,
-        "ALIGN_API_KEY": STAND_IN_KEY,
-        # Password sign-in: the test is about slow clients, not about two-factor codes.
-        "DASHBOARD_REQUIRE_2FA": "0",
-    }
-    run_quietly([sys.executable, "manage.py", "migrate", "--noinput"], env=env)
-    # Debug off, pages link the hashed copies that only collectstatic makes (as `make serve` does).
-    run_quietly([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env)
-    run_quietly([sys.executable, "manage.py", "shell", "-c", CREATE_STAFF_USER], env=env)
+    env = production_env(
+        work_dir,
+        align_url=stand_in.base_url,
+        align_key=STAND_IN_KEY,
+        # TLS ends at nginx, in front of gunicorn, as README's "Deploying" runs it.
+        DJANGO_HTTPS_ONLY="1",
+        DJANGO_BEHIND_TLS_PROXY="1",
+        DASHBOARD_TRUSTED_PROXIES="127.0.0.1",
+    )
+    prepare(env, staff_user_script(USERNAME, PASSWORD))
     return env
 
 
@@ -172,7 +114,7 @@ def gunicorn(server_env: dict[str, str], log_path: Path, *options: str) -> Itera
         "--no-control-socket",
         *options,
     ]
-    with running(command, log_path=log_path, env=server_env) as server:
+    with running(command, log_path=log_path, env=server_env, stop_within=STOP_WITHIN_SECONDS) as server:
         wait_until_ready(server, lambda: bare_get(address).status_code == 200, log_path)
         yield address
 
@@ -261,7 +203,12 @@ def nginx(gunicorn_address, certificate) -> Iterator[Nginx]:
         (prefix / "nginx.conf").write_text(NGINX_MAIN_CONFIG.format(prefix=prefix))
         log_path = prefix / "error.log"
         command = [NGINX, "-e", str(log_path), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
-        with running([*command, "-g", "daemon off;"], log_path=prefix / "output.log") as server:
+        with running(
+            [*command, "-g", "daemon off;"],
+            log_path=prefix / "output.log",
+            env=None,
+            stop_within=STOP_WITHIN_SECONDS,
+        ) as server:
             served = Nginx(
                 https_url=f"https://127.0.0.1:{https_port}",
                 http_url=f"http://127.0.0.1:{http_port}",
@@ -375,16 +322,7 @@ def tls_connection(nginx: Nginx) -> Callable[[], socket.socket]:
 
 def logged_in_session(nginx: Nginx) -> requests.Session:
     session = nginx.session()
-    login_url = f"{nginx.https_url}/accounts/login/"
-    form = session.get(login_url, timeout=LOGIN_TIMEOUT_SECONDS)
-    token = CSRF_FIELD.search(form.text)
-    assert token, f"no CSRF token on the login page ({form.status_code})"
-    answer = session.post(
-        login_url,
-        data={"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token[1]},
-        headers={"Referer": login_url},
-        timeout=LOGIN_TIMEOUT_SECONDS,
-    )
+    answer = post_login(session, nginx.https_url, USERNAME, PASSWORD, timeout=LOGIN_TIMEOUT_SECONDS)
     assert answer.url == f"{nginx.https_url}/customers/", f"the login failed ({answer.status_code})"
     return session
 
