@@ -14,8 +14,8 @@ Run from the project root:  .venv/bin/python bench/audit_growth.py [--sizes 0,10
 """
 
 import argparse
+import logging
 import math
-import os
 import random
 import statistics
 import sys
@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-STAND_IN_KEY = "bench-stand-in-key"
 INSERT_BATCH = 10_000
 COLLEAGUES = 9
 CUSTOMER_POOL = 20_000
@@ -43,48 +42,30 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = sorted(int(size) for size in arguments.sizes.split(","))
 
+    from bench.in_process import STAND_IN_KEY, set_up_django
     from customers.stub import serving
 
     with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
-        configure(stand_in, Path(scratch))
+        # The demo customers' odd values are logged as warnings, once per lookup.
+        set_up_django(
+            stand_in,
+            database_path=str(Path(scratch) / "bench.sqlite3"),
+            static_root=Path(scratch) / "static",
+            silence_up_to=logging.WARNING,
+        )
         run(sizes, arguments.rounds)
     print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
-def configure(stand_in, scratch: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="dashboard.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key",
-        DJANGO_ALLOWED_HOSTS="testserver",
-        DASHBOARD_DB_PATH=str(scratch / "bench.sqlite3"),
-        # Debug off serves hashed static files, whose manifest collectstatic writes here.
-        DASHBOARD_STATIC_ROOT=str(scratch / "static"),
-        DJANGO_HTTPS_ONLY="0",
-        DASHBOARD_REQUIRE_2FA="0",
-        ALIGN_API_BASE_URL=stand_in.base_url,
-        ALIGN_API_KEY=STAND_IN_KEY,
-    )
-    import logging
-    import warnings
-
-    import django
-
-    django.setup()
-    logging.disable(logging.WARNING)  # the demo customers' odd values are logged as warnings
-    warnings.filterwarnings("ignore", message="No directory at")  # no collectstatic for a benchmark
-
-
 def run(sizes: list[int], rounds: int) -> None:
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
+    from bench.in_process import prepare_database
     from customers.models import AuditEvent
 
-    call_command("collectstatic", interactive=False, verbosity=0)
-    call_command("migrate", verbosity=0)
+    prepare_database()
     if AuditEvent.objects.exists():
         sys.exit("The database already holds audit events: point DATABASE_URL at a scratch database.")
     users = get_user_model().objects

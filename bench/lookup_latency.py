@@ -8,7 +8,7 @@ Run from the project root:  .venv/bin/python bench/lookup_latency.py [--rounds 5
 """
 
 import argparse
-import os
+import logging
 import statistics
 import sys
 import tempfile
@@ -17,49 +17,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-STAND_IN_KEY = "bench-stand-in-key"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50, help="lookups per demo customer and mode")
     rounds = parser.parse_args().rounds
 
+    from bench.in_process import STAND_IN_KEY, set_up_django
     from customers.stub import serving
 
-    with serving(api_key=STAND_IN_KEY) as stand_in:
-        run(stand_in, rounds)
+    with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
+        static_root = Path(scratch) / "static"
+        set_up_django(stand_in, database_path=":memory:", static_root=static_root, silence_up_to=logging.INFO)
+        run(rounds)
     print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
-def run(stand_in, rounds: int) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="dashboard.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key",
-        DJANGO_ALLOWED_HOSTS="testserver",
-        DASHBOARD_DB_PATH=":memory:",
-        # Debug off, pages link the hashed copies that collectstatic makes, here in a throwaway folder.
-        DASHBOARD_STATIC_ROOT=tempfile.mkdtemp(prefix="kyc-desk-bench-static-"),
-        DJANGO_HTTPS_ONLY="0",
-        DASHBOARD_REQUIRE_2FA="0",
-        ALIGN_API_BASE_URL=stand_in.base_url,
-        ALIGN_API_KEY=STAND_IN_KEY,
-    )
-    import logging
-
-    import django
-
-    django.setup()
-    logging.disable(logging.INFO)
+def run(rounds: int) -> None:
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
+    from bench.in_process import prepare_database
     from customers.stub import DemoId
 
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
+    prepare_database()
     user = get_user_model().objects.create_superuser("bench", password="bench-password-not-used")
     client = Client()
     client.force_login(user)

@@ -1,0 +1,41 @@
+"""Django set up inside a benchmark's own process, pointed at a stand-in on loopback.
+
+The in-process benchmarks (lookup_latency.py, audit_growth.py) measure Django's whole request
+path through its test client, with the production settings module and debug off, so they share
+one environment: plain HTTP and password sign-in, because what they time is the lookup.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+STAND_IN_KEY = "bench-stand-in-key"
+
+
+def set_up_django(stand_in, *, database_path: str, static_root: Path, silence_up_to: int) -> None:
+    """Configure and start Django for this process; log lines up to `silence_up_to` are dropped."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="dashboard.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key",
+        DJANGO_ALLOWED_HOSTS="testserver",
+        DASHBOARD_DB_PATH=database_path,
+        # Debug off, pages link the hashed copies that collectstatic writes (see prepare_database).
+        DASHBOARD_STATIC_ROOT=str(static_root),
+        DJANGO_HTTPS_ONLY="0",
+        DASHBOARD_REQUIRE_2FA="0",
+        ALIGN_API_BASE_URL=stand_in.base_url,
+        ALIGN_API_KEY=STAND_IN_KEY,
+    )
+    import django
+
+    django.setup()
+    logging.disable(silence_up_to)
+
+
+def prepare_database() -> None:
+    """Migrate, and collect the static files that pages with debug off link by their hashed names."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+    call_command("migrate", verbosity=0)
