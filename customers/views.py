@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -173,10 +172,7 @@ def _render(
             "recent_lookups": audit.recent_lookups(request.user),
         }
         return render(request, PAGE_TEMPLATE, context, status=status)
-    context = context | {"swap_out_of_band": True}
-    partials = ["result", "page-title-tag", "field-status"]
+    context = context | {"swap_out_of_band": True, "lookup_recorded": lookup_recorded}
     if lookup_recorded:
         context["recent_lookups"] = audit.recent_lookups(request.user)
-        partials.append("recent-lookups")
-    html = "".join(render_to_string(f"{PAGE_TEMPLATE}#{name}", context, request) for name in partials)
-    return HttpResponse(html, status=status)
+    return render(request, f"{PAGE_TEMPLATE}#fragment", context, status=status)

@@ -1,7 +1,10 @@
 """Session lifetime, the client's address, and the log lines of signing in and out.
 
-The idle timeout is Django's own (SESSION_COOKIE_AGE, moved on by every request); what Django
-lacks is an absolute limit, so a session kept busy all night still ends.
+The idle timeout is Django's own (SESSION_COOKIE_AGE, moved on each time the session is saved).
+Saving it on every request (SESSION_SAVE_EVERY_REQUEST) would cost a write per page and per
+lookup, so a signed-in session is saved at most once a minute for the clock alone: it may end up
+to a minute before its idle timeout, never after. What Django lacks is an absolute limit, so a
+session kept busy all night still ends.
 """
 
 import ipaddress
@@ -23,6 +26,9 @@ from dashboard.login_attempts import typed_username
 logger = logging.getLogger(__name__)
 
 SESSION_STARTED_KEY = "dashboard_signed_in_at"
+SESSION_REFRESHED_KEY = "dashboard_refreshed_at"
+# A request this long after the session's expiry was last moved on saves it, which moves it on.
+SESSION_REFRESH_SECONDS = 60
 SESSION_ENDED_MESSAGE = (
     "Your session reached its {hours}-hour limit and was ended for security. Log in again to continue."
 )
@@ -52,11 +58,15 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def start_session_clock(request: HttpRequest) -> None:
-    request.session[SESSION_STARTED_KEY] = time.time()
+    request.session[SESSION_STARTED_KEY] = request.session[SESSION_REFRESHED_KEY] = time.time()
 
 
 class SessionLifetimeMiddleware:
-    """Ends a signed-in session DASHBOARD_SESSION_MAX_HOURS after it began."""
+    """Ends a signed-in session DASHBOARD_SESSION_MAX_HOURS after it began, and keeps it from idling out.
+
+    The idle expiry moves on whenever the session is saved; a request more than
+    SESSION_REFRESH_SECONDS after the last such move marks the session changed, so it is saved.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -68,6 +78,8 @@ class SessionLifetimeMiddleware:
                 start_session_clock(request)
             elif time.time() - started > settings.DASHBOARD_SESSION_MAX_HOURS * 3600:
                 return self._end_session(request)
+            elif time.time() - request.session.get(SESSION_REFRESHED_KEY, 0) >= SESSION_REFRESH_SECONDS:
+                request.session[SESSION_REFRESHED_KEY] = time.time()
         return self.get_response(request)
 
     def _end_session(self, request: HttpRequest) -> HttpResponse:

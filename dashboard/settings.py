@@ -206,8 +206,8 @@ TEMPLATES = [
 
 # PostgreSQL when DATABASE_URL is set (every instance of a deployment shares it); SQLite otherwise.
 POSTGRES_URL_SCHEMES = {"postgres", "postgresql", "pgsql"}
-# How long an instance keeps a PostgreSQL connection open between requests; a health check
-# before reuse replaces one that broke meanwhile (a restarted server), without a restart here.
+# How long an instance keeps a database connection open between requests. On PostgreSQL a health
+# check before reuse replaces one that broke meanwhile (a restarted server), without a restart here.
 DATABASE_CONN_MAX_AGE = 600
 
 
@@ -253,6 +253,9 @@ else:
             # Django's SQLite backend, which also reads a database it can't write (dashboard.database).
             "ENGINE": "dashboard.database",
             "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
+            # Kept open between requests, one per thread: opening a connection and closing it (which
+            # checkpoints the WAL) cost about a sixth of a lookup (bench/README.md).
+            "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE,
             # Every lookup writes its audit row first, from many threads at once: WAL lets pages read
             # while a row is written, IMMEDIATE takes the write lock up front instead of failing a
             # transaction half-way, and a writer waits up to 5 s for the lock before giving up.
@@ -311,13 +314,14 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Security and compliance (README: "Security and compliance") ----------------------------
-# Sessions end after DASHBOARD_SESSION_IDLE_MINUTES without a request (every request moves the
-# server-side expiry on), after DASHBOARD_SESSION_MAX_HOURS whatever happens, and when the
-# browser closes (the cookie carries no expiry date).
+# Sessions end after DASHBOARD_SESSION_IDLE_MINUTES without a request (a request moves the
+# server-side expiry on, saving the session at most once a minute: dashboard.security), after
+# DASHBOARD_SESSION_MAX_HOURS whatever happens, and when the browser closes (the cookie carries
+# no expiry date).
 DASHBOARD_SESSION_IDLE_MINUTES = env_positive_int("DASHBOARD_SESSION_IDLE_MINUTES", 30, maximum=24 * 60)
 DASHBOARD_SESSION_MAX_HOURS = env_positive_int("DASHBOARD_SESSION_MAX_HOURS", 12, maximum=7 * 24)
 SESSION_COOKIE_AGE = DASHBOARD_SESSION_IDLE_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -576,3 +576,99 @@ def test_session_keeps_enough_connections_for_a_threaded_worker():
     adapter = get_client().session.get_adapter("https://align.invalid/")
     assert adapter._pool_maxsize >= 16
     assert adapter.max_retries.total == 0, "retries are the client's own, within the deadline"
+
+
+# --- The read watchdog: one thread for every lookup of the process ------------------------------
+
+
+class ShutdownRecorder:
+    """Stands in for a response: records when the watchdog shuts it for reading."""
+
+    def __init__(self) -> None:
+        self.shut_at: float | None = None
+        self.raw = self
+
+    def shutdown(self) -> None:
+        self.shut_at = time.monotonic()
+
+
+def test_the_watchdog_shuts_a_read_whose_deadline_passed_first_even_when_set_after_a_later_one():
+    watchdog = client._Watchdog()
+    later, sooner = ShutdownRecorder(), ShutdownRecorder()
+    started = time.monotonic()
+    later_alarm = watchdog.set(started + 30, later)
+    time.sleep(0.1)  # the watchdog is asleep until the later alarm when the sooner one is set
+    watchdog.set(started + 0.2, sooner)
+
+    deadline = time.monotonic() + 5
+    while sooner.shut_at is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert sooner.shut_at is not None
+    assert sooner.shut_at - started < 1
+    assert later.shut_at is None
+    watchdog.cancel(later_alarm)
+    assert watchdog.pending() == 0
+
+
+def test_a_cancelled_alarm_never_shuts_its_read():
+    watchdog = client._Watchdog()
+    finished = ShutdownRecorder()
+    watchdog.cancel(watchdog.set(time.monotonic() + 0.05, finished))
+    time.sleep(0.2)
+    assert finished.shut_at is None
+    assert watchdog.pending() == 0
+
+
+# --- Proxy and CA settings: from the environment, read once per client --------------------------
+
+
+def build_client(base_url: str = "https://api.example-align.test") -> client.AlignClient:
+    config = client.AlignConfig(base_url=base_url, api_key="k", timeout=5, user_agent="test")
+    return client.AlignClient(config)
+
+
+@pytest.fixture
+def clean_proxy_environment(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_a_proxy_and_a_ca_bundle_from_the_environment_are_used(clean_proxy_environment):
+    clean_proxy_environment.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    clean_proxy_environment.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+
+    session = build_client().session
+
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/company-ca.pem"
+
+
+def test_no_proxy_naming_the_align_host_is_honoured(clean_proxy_environment):
+    clean_proxy_environment.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    clean_proxy_environment.setenv("NO_PROXY", "api.example-align.test")
+
+    assert "https" not in build_client().session.proxies
+
+
+def test_without_a_ca_bundle_certificates_are_verified_against_the_default_store(clean_proxy_environment):
+    assert build_client().session.verify is True
+
+
+def test_credentials_in_netrc_are_never_sent_beside_the_api_key(
+    clean_proxy_environment, tmp_path, align, demo_body
+):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.example-align.test login someone password their-password\n")
+    netrc.chmod(0o600)
+    clean_proxy_environment.setenv("NETRC", str(netrc))
+    built = build_client()
+    align.get(f"{built.config.base_url}/v0/customers/{ADA}", json=demo_body(ADA))
+
+    built.get_customer(ADA_ID)
+
+    assert "Authorization" not in align.calls[0].request.headers
+    assert align.calls[0].request.headers["Api-Key"] == "k"

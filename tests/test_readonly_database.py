@@ -36,6 +36,7 @@ from django.db import IntegrityError
 from django.test import Client
 
 from customers.stub import DemoId, serving
+from dashboard.security import SESSION_REFRESHED_KEY
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.servers import (
     free_loopback_port,
@@ -45,6 +46,7 @@ from tests.servers import (
     prepare,
     production_env,
     run_captured,
+    run_quietly,
     staff_user_script,
     start_in_own_group,
     stop_process_group,
@@ -71,6 +73,15 @@ from django.db import connection
 with connection.cursor() as cursor:
     cursor.execute("SELECT COUNT(*) FROM event")
     print(cursor.fetchone()[0])
+"""
+# Ages the idle clock of every session, so that each request made later tries to save its session.
+IDLE_CLOCK_DUE = f"""
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+for key in Session.objects.values_list("session_key", flat=True):
+    session = SessionStore(session_key=key)
+    session[{SESSION_REFRESHED_KEY!r}] = 0
+    session.save()
 """
 SIGN_IN_UNAVAILABLE = "Signing in is unavailable right now"
 CANNOT_BE_WRITTEN = "The dashboard's database can't be written."
@@ -193,13 +204,14 @@ def read_only(request, stand_in, tmp_path_factory):
         signed_in = requests.Session()
         assert sign_in(signed_in, url, PASSWORD).status_code == 302
         stop(server)
+        run_quietly([sys.executable, "manage.py", "shell", "-c", IDLE_CLOCK_DUE], env=env)
         if holder is not None:
             kill(holder)
             assert (directory / "dashboard.sqlite3-wal").stat().st_size > 0
         make_read_only(directory)
         assert_cannot_write_in(directory)
         server, url = start_gunicorn(env, workspace / "read-only.log", prefix=unprivileged())
-        yield url, signed_in
+        yield url, signed_in, directory
     finally:
         if server is not None and server.poll() is None:
             stop(server)
@@ -209,7 +221,7 @@ def read_only(request, stand_in, tmp_path_factory):
 
 
 def test_login_page_loads(read_only):
-    url, _ = read_only
+    url, _, _ = read_only
 
     page = requests.get(f"{url}/accounts/login/", timeout=HTTP_TIMEOUT_SECONDS)
 
@@ -218,7 +230,7 @@ def test_login_page_loads(read_only):
 
 
 def test_signed_in_search_page_loads(read_only):
-    url, signed_in = read_only
+    url, signed_in, _ = read_only
 
     page = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
 
@@ -227,7 +239,7 @@ def test_signed_in_search_page_loads(read_only):
 
 
 def test_session_that_cannot_be_saved_stays_signed_in(read_only):
-    url, signed_in = read_only
+    url, signed_in, _ = read_only
 
     first = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
     second = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
@@ -237,7 +249,7 @@ def test_session_that_cannot_be_saved_stays_signed_in(read_only):
 
 
 def test_lookup_is_paused_without_asking_align(read_only, stand_in):
-    url, signed_in = read_only
+    url, signed_in, _ = read_only
     calls_before = stand_in.calls
 
     page = signed_in.get(f"{url}/customers/{DemoId.INDIVIDUAL_APPROVED}/", timeout=HTTP_TIMEOUT_SECONDS)
@@ -248,7 +260,7 @@ def test_lookup_is_paused_without_asking_align(read_only, stand_in):
 
 
 def test_signing_in_says_the_database_cannot_be_written(read_only):
-    url, _ = read_only
+    url, _, _ = read_only
     session = requests.Session()
 
     answer = sign_in(session, url, PASSWORD)
@@ -260,12 +272,33 @@ def test_signing_in_says_the_database_cannot_be_written(read_only):
 
 
 def test_wrong_password_is_refused_as_unavailable_when_the_throttle_cannot_count_it(read_only):
-    url, _ = read_only
+    url, _, _ = read_only
 
     answer = sign_in(requests.Session(), url, "not the password")
 
     assert answer.status_code == 503
     assert SIGN_IN_UNAVAILABLE in answer.text
+
+
+def test_lookups_work_again_once_the_database_can_be_written(read_only, stand_in):
+    """Without a restart: the read-only connection each thread opened is not kept past its request.
+
+    Last of the tests on `read_only`: the database is writable from here on.
+    """
+    url, signed_in, directory = read_only
+    for _ in range(4):  # more requests than the server has threads, so each thread opens one
+        paused = signed_in.get(f"{url}/customers/{DemoId.INDIVIDUAL_APPROVED}/", timeout=HTTP_TIMEOUT_SECONDS)
+        assert paused.status_code == 503
+    calls_before = stand_in.calls
+
+    make_writable(directory)
+    pages = [
+        signed_in.get(f"{url}/customers/{DemoId.INDIVIDUAL_APPROVED}/", timeout=HTTP_TIMEOUT_SECONDS)
+        for _ in range(4)
+    ]
+
+    assert [page.status_code for page in pages] == [200] * 4
+    assert stand_in.calls == calls_before + 4
 
 
 def test_rows_left_in_a_wal_without_its_shm_are_never_skipped(tmp_path):
@@ -319,6 +352,9 @@ def test_a_database_bug_at_sign_in_stays_a_server_error(staff_user, monkeypatch)
 )
 @pytest.mark.django_db
 def test_a_session_deleted_meanwhile_still_interrupts_the_request(staff_client, monkeypatch):
+    session = staff_client.session
+    session[SESSION_REFRESHED_KEY] = 0  # long ago: this request saves the session
+    session.save()
     save = SessionStore.save
 
     def save_after_a_logout_elsewhere(self, must_create=False):

@@ -18,7 +18,13 @@ from django.test import Client
 from django.utils import timezone
 
 from customers.stub import DemoId
-from dashboard.security import LOGGED_OUT_MESSAGE, SESSION_STARTED_KEY, client_ip
+from dashboard.security import (
+    LOGGED_OUT_MESSAGE,
+    SESSION_REFRESH_SECONDS,
+    SESSION_REFRESHED_KEY,
+    SESSION_STARTED_KEY,
+    client_ip,
+)
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.test_settings import PRODUCTION_LIKE, load_settings
 
@@ -70,6 +76,13 @@ def session_key(client: Client) -> str:
 def start_session_hours_ago(client: Client, hours: float) -> None:
     session = client.session
     session[SESSION_STARTED_KEY] = time.time() - hours * 3600
+    session.save()
+
+
+def refreshed_seconds_ago(client: Client, seconds: float) -> None:
+    """As if the session's idle expiry was last moved on this long ago."""
+    session = client.session
+    session[SESSION_REFRESHED_KEY] = time.time() - seconds
     session.save()
 
 
@@ -243,13 +256,30 @@ def test_no_log_line_of_a_lockout_names_the_user_or_the_password(client, staff_u
 
 @sessions_in_the_database
 @pytest.mark.django_db
-def test_every_request_moves_the_server_side_expiry_to_thirty_minutes_ahead(staff_user):
+def test_a_request_a_minute_after_the_last_refresh_moves_the_server_side_expiry_to_thirty_minutes_ahead(
+    staff_user,
+):
     client = signed_in_client()
     key = session_key(client)
+    refreshed_seconds_ago(client, SESSION_REFRESH_SECONDS)
     Session.objects.filter(pk=key).update(expire_date=timezone.now() + timedelta(minutes=5))
     assert client.get(SEARCH_URL).status_code == 200
     expires_in = Session.objects.get(pk=key).expire_date - timezone.now()
     assert timedelta(minutes=29) < expires_in <= timedelta(minutes=30)
+
+
+@sessions_in_the_database
+@pytest.mark.django_db
+def test_requests_within_a_minute_of_the_last_refresh_do_not_write_the_session(staff_user):
+    """The idle clock moves at most once a minute: not a database write per page and per lookup."""
+    client = signed_in_client()
+    key = session_key(client)
+    refreshed_seconds_ago(client, SESSION_REFRESH_SECONDS - 5)
+    soon = timezone.now() + timedelta(minutes=5)
+    Session.objects.filter(pk=key).update(expire_date=soon)
+    for _ in range(3):
+        assert client.get(SEARCH_URL).status_code == 200
+    assert Session.objects.get(pk=key).expire_date == soon
 
 
 @sessions_in_the_database
@@ -265,6 +295,7 @@ def test_session_past_its_expiry_is_sent_to_login(staff_user):
 @pytest.mark.django_db
 def test_session_cookie_has_no_expiry_so_it_ends_with_the_browser(client, staff_user):
     login_cookie = log_in(client).cookies[settings.SESSION_COOKIE_NAME]
+    refreshed_seconds_ago(client, SESSION_REFRESH_SECONDS)  # so the next request saves the session
     later_cookie = client.get(SEARCH_URL).cookies[settings.SESSION_COOKIE_NAME]
     for cookie in (login_cookie, later_cookie):
         assert cookie.value
