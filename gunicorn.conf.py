@@ -16,8 +16,10 @@ from gunicorn.http import wsgi as gunicorn_wsgi
 
 wsgi_app = "dashboard.wsgi"
 bind = [f"{os.environ.get('BIND') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"]
-# Two processes of eight threads: lookups mostly wait for Align, and SQLite takes one writer at a
-# time. tests/test_load.py runs this shape; no benchmark has chosen it yet (README, "Deploying").
+# Two processes of eight threads: one process per core of the 2-core machine `make bench` measured
+# (one process could use one core only; three or four did no better), and threads because lookups
+# mostly wait for Align. More cores: one worker each, `GUNICORN_CMD_ARGS="--workers N"` (README,
+# "Deploying"; bench/README.md, "Worker shape").
 worker_class = "gthread"
 workers = 2
 threads = 8

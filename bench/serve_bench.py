@@ -9,7 +9,8 @@ twice: once for the dashboard and once for the bare path, so the dashboard's ups
 are counted alone. Each figure is measured in the same run as its bare counterpart:
 
 1. sequential htmx lookups from one logged-in session, each followed by the same call made
-   directly with `requests`: p50 and p95;
+   directly with `requests`: p50 and p95; then as many sequential requests of /healthz, the HTTP
+   hop through gunicorn alone, which no lookup can go below;
 2. 16 concurrent clients, each with its own session: throughput, errors, p50 and p99, then the
    same clients calling the stand-in directly;
 3. the connections the dashboard's stand-in accepted from gunicorn's start to the end of (2);
@@ -329,6 +330,11 @@ def measure_server(
     for number in range(options.sequential):
         dashboard_lookup(sequential, sessions[0], url, number)
         bare_lookup(sequential_bare, bares[0], stand_in.bare_url, number)
+    # The floor under every lookup: a request through gunicorn that Django answers in its fourth
+    # middleware (dashboard/health.py), with no session, database, template or Align call.
+    hop = Timings()
+    for _ in range(options.sequential):
+        timed_get(hop, sessions[0], f"{url}/healthz", {})
     for session in sessions:
         session.close()  # idle past gunicorn's keep-alive while the others ran
 
@@ -373,6 +379,13 @@ def measure_server(
             f"{sequential_bare.percentile_ms(50):.1f} / {sequential_bare.percentile_ms(95):.1f}",
             f"p50 ratio {seq_ratio:.2f} <= 1.10",
             seq_ratio <= 1.10,
+        ),
+        Row(
+            f"{label}: sequential /healthz p50 / p95 (ms): the HTTP hop alone",
+            f"{hop.percentile_ms(50):.1f} / {hop.percentile_ms(95):.1f}",
+            "",
+            "(reported)",
+            None,
         ),
         Row(
             f"{label}: {options.clients} clients, lookups/s (n={options.concurrent})",
