@@ -1,8 +1,9 @@
 """Pages that need no write still load when the database can't be written; the rest say why.
 
 Two middleware classes, one per place a write can fail: the session saved at the end of a
-request (at least once a minute, to move its idle expiry on: dashboard.security), and a view that writes (signing in, two-factor, logging
-out, the admin). Lookups and Copy link beacons handle their own audit write (customers.audit).
+request (at most once a minute, to move its idle expiry on: dashboard.security), and a view
+that writes (signing in, two-factor, logging out, the admin). Lookups and Copy link beacons
+handle their own audit write (customers.audit).
 """
 
 import logging
