@@ -15,7 +15,7 @@ RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key
 
-.PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench
+.PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench bench-bulk
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -30,7 +30,7 @@ run: $(STAMP)
 	$(RUN_ENV) $(PY) manage.py ensure_demo_user
 	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ (log in as demo / demo; the Align stand-in is on port $(STUB_PORT))"
 	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY; \
-	$(PY) manage.py align_stub --port $(STUB_PORT) & stub=$$!; \
+	$(PY) manage.py align_stub --port $(STUB_PORT) --generate 500 & stub=$$!; \
 	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
@@ -95,6 +95,10 @@ test-fast: lint
 # part of `make test`. SQLite, then PostgreSQL and Redis when installed: `make bench BENCH_ARGS=...`.
 bench: $(STAMP)
 	$(PY) bench/serve_bench.py $(BENCH_ARGS)
+
+# Bulk lookups under gunicorn.conf.py against a stand-in answering in 100 ms (bench/README.md).
+bench-bulk: $(STAMP)
+	$(PY) bench/bulk_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles test-artifacts

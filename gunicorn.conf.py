@@ -16,13 +16,15 @@ from gunicorn.http import wsgi as gunicorn_wsgi
 
 wsgi_app = "dashboard.wsgi"
 bind = [f"{os.environ.get('BIND') or '127.0.0.1'}:{os.environ.get('PORT') or '8000'}"]
-# Two processes of eight threads: one process per core of the 2-core machine `make bench` measured
-# (one process could use one core only; three or four did no better), and threads because lookups
-# mostly wait for Align. More cores: one worker each, `GUNICORN_CMD_ARGS="--workers N"` (README,
-# "Deploying"; bench/README.md, "Worker shape").
+# With Redis (REDIS_URL), two processes of eight threads: one process per core of the 2-core
+# machine `make bench` measured (one process could use one core only; three or four did no
+# better), and threads because lookups mostly wait for Align. More cores: one worker each,
+# `GUNICORN_CMD_ARGS="--workers N"` (README, "Deploying"; bench/README.md, "Worker shape").
+# Without Redis the cache is each process's own memory, and a bulk lookup's rows must be read
+# by whichever worker answers the page's next poll: one process of sixteen threads.
 worker_class = "gthread"
-workers = 2
-threads = 8
+workers = 2 if os.environ.get("REDIS_URL") else 1
+threads = 8 if os.environ.get("REDIS_URL") else 16
 # A worker silent this long is restarted; a lookup itself is bounded by ALIGN_API_TIMEOUT.
 timeout = 30
 graceful_timeout = 10

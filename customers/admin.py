@@ -20,13 +20,15 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from customers import audit, presentation
 from customers.forms import parse_customer_reference
-from customers.models import AuditEvent, AuditExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.spreadsheets import spreadsheet_safe
 from customers.templatetags.kyc import badge
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,6 @@ CSV_COLUMNS = [
     "client_ip",
     "request_id",
 ]
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MIN_PREFIX_CHARS = 4
 HEX_DIGITS_IN_ID = 32
 EXPORT_NOT_RECORDED = (
@@ -62,11 +62,6 @@ class _Echo:
 
     def write(self, value: str) -> str:
         return value
-
-
-def spreadsheet_safe(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def audit_time(moment: datetime) -> SafeString:
@@ -149,6 +144,62 @@ class MonthFilter(admin.SimpleListFilter):
         return queryset.filter(occurred_at__gte=start, occurred_at__lt=end)
 
 
+class BulkLookupFilter(admin.SimpleListFilter):
+    """The lookups of one bulk lookup, reached from its page (`?batch__id__exact=<batch ID>`).
+
+    Offered only once chosen: listing every batch here would read the whole log for its batches.
+    """
+
+    title = "bulk lookup"
+    parameter_name = "batch__id__exact"
+
+    def lookups(self, request, model_admin):
+        if self.value() is None:
+            return []
+        batch_id = _batch_id(self.value())
+        return [(self.value(), presentation.short_customer_id(batch_id) if batch_id else "Not a batch ID")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        batch_id = _batch_id(self.value())
+        return queryset.filter(batch_id=batch_id) if batch_id else queryset.none()
+
+
+def _batch_id(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def batch_lookups_link(batch: BulkLookup) -> SafeString:
+    """A link to the audit log filtered to this batch's lookups (they carry its ID)."""
+    url = reverse("admin:customers_auditevent_changelist")
+    return format_html(
+        '<a href="{}?{}={}">Its lookups in the audit log</a>', url, BulkLookupFilter.parameter_name, batch.pk
+    )
+
+
+def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
+    """Customer IDs are stored as UUIDs, so match them as IDs rather than as free text."""
+    term = search_term.strip()
+    if not term:
+        return queryset
+    try:
+        return queryset.filter(customer_id=parse_customer_reference(term))
+    except ValueError:
+        pass
+    prefix = term.lower()
+    hex_digits = prefix.replace("-", "")
+    if MIN_PREFIX_CHARS <= len(hex_digits) <= HEX_DIGITS_IN_ID and set(prefix) <= set("0123456789abcdef-"):
+        # The IDs that start so lie between the prefix padded with 0s and with fs: a range
+        # the customer_id index answers, where a LIKE over the text reads every row.
+        first, last = (uuid.UUID(hex_digits.ljust(HEX_DIGITS_IN_ID, pad)) for pad in "0f")
+        return queryset.filter(customer_id__range=(first, last))
+    return queryset.none()
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = [
@@ -165,9 +216,28 @@ class AuditEventAdmin(admin.ModelAdmin):
     # Every field of the model, the time first; tests/test_admin.py fails when one is left out.
     fieldsets = [
         (None, {"fields": ["time", "username", "action", "full_customer", "outcome", "kyc_status_seen"]}),
-        ("Details", {"fields": ["refresh", "client_ip", "request_id", "event_id"]}),
+        (
+            "Details",
+            {
+                "fields": [
+                    "refresh",
+                    "client_ip",
+                    "request_id",
+                    "bulk_lookup",
+                    "event_id",
+                ]
+            },
+        ),
     ]
-    readonly_fields = ["time", "username", "full_customer", "kyc_status_seen", "refresh", "event_id"]
+    readonly_fields = [
+        "time",
+        "username",
+        "full_customer",
+        "kyc_status_seen",
+        "refresh",
+        "bulk_lookup",
+        "event_id",
+    ]
     list_filter = [
         ("user", UserWithEventsFilter),
         "action",
@@ -175,6 +245,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "is_refresh",
         "occurred_at",
         MonthFilter,
+        BulkLookupFilter,
     ]
     list_select_related = ["user"]
     search_fields = ["customer_id"]
@@ -228,6 +299,14 @@ class AuditEventAdmin(admin.ModelAdmin):
     def event_id(self, event: AuditEvent) -> int:
         return event.pk
 
+    @admin.display(description="bulk lookup")
+    def bulk_lookup(self, event: AuditEvent) -> SafeString | str:
+        """The batch this lookup was part of, as a link to it; none for a lookup of one customer."""
+        if event.batch_id is None:
+            return "None: a lookup of one customer"
+        url = reverse("admin:customers_bulklookup_change", args=[event.batch_id])
+        return format_html('<a href="{}"><code class="audit-id">{}</code></a>', url, event.batch_id)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -241,24 +320,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         return request.user.has_perm("customers.export_auditevent")
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        """Customer IDs are stored as UUIDs, so match them as IDs rather than as free text."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            return queryset.filter(customer_id=parse_customer_reference(term)), False
-        except ValueError:
-            pass
-        prefix = term.lower()
-        hex_digits = prefix.replace("-", "")
-        if MIN_PREFIX_CHARS <= len(hex_digits) <= HEX_DIGITS_IN_ID and set(prefix) <= set(
-            "0123456789abcdef-"
-        ):
-            # The IDs that start so lie between the prefix padded with 0s and with fs: a range
-            # the customer_id index answers, where a LIKE over the text reads every row.
-            first, last = (uuid.UUID(hex_digits.ljust(HEX_DIGITS_IN_ID, pad)) for pad in "0f")
-            return queryset.filter(customer_id__range=(first, last)), False
-        return queryset.none(), False
+        return search_by_customer_id(queryset, search_term), False
 
     @admin.action(description="Export selected events as CSV", permissions=["export"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet) -> StreamingHttpResponse | None:
@@ -348,4 +410,124 @@ class AuditExportAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditExport | None = None) -> bool:
+        return False
+
+
+@admin.register(BulkLookup)
+class BulkLookupAdmin(admin.ModelAdmin):
+    """Who checked a list of customers, when, and how many: read by whoever may read the audit log."""
+
+    list_display = ["time", "username", "ids_valid", "duplicates", "rejected", "not_fetched", "finished"]
+    fields = [
+        "time",
+        "username",
+        "batch_id",
+        "ids_submitted",
+        "ids_valid",
+        "duplicates",
+        "rejected",
+        "not_fetched",
+        "finished",
+        "client_ip",
+        "request_id",
+        "lookups",
+    ]
+    readonly_fields = fields
+    list_filter = [("user", admin.RelatedOnlyFieldListFilter), "started_at"]
+    list_select_related = ["user"]
+    search_fields = ["=id"]
+    search_help_text = "Batch ID: the whole ID, as the lookups in the audit log carry it."
+    actions = None
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="time", ordering="started_at")
+    def time(self, batch: BulkLookup) -> SafeString:
+        return audit_time(batch.started_at)
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, batch: BulkLookup) -> str:
+        return batch.user.get_username()
+
+    @admin.display(description="batch ID")
+    def batch_id(self, batch: BulkLookup) -> SafeString:
+        return format_html('<code class="audit-id">{}</code>', batch.pk)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, batch: BulkLookup) -> SafeString | str:
+        return audit_time(batch.finished_at) if batch.finished_at else "Not recorded"
+
+    @admin.display(description="lookups")
+    def lookups(self, batch: BulkLookup) -> SafeString:
+        return batch_lookups_link(batch)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        """Batch IDs are UUIDs: the whole ID finds its batch, anything else finds none."""
+        if not search_term.strip():
+            return queryset, False
+        batch_id = _batch_id(search_term.strip())
+        return (queryset.filter(pk=batch_id) if batch_id else queryset.none()), False
+
+    def has_view_permission(self, request: HttpRequest, obj: BulkLookup | None = None) -> bool:
+        return request.user.has_perm("customers.view_auditevent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BulkLookup | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BulkLookup | None = None) -> bool:
+        return False
+
+
+@admin.register(BulkLookupExport)
+class BulkLookupExportAdmin(admin.ModelAdmin):
+    """Who downloaded a bulk lookup's CSV, of which batch, how much, and whether with e-mail addresses."""
+
+    list_display = ["time", "username", "batch_link", "rows", "with_email", "status_filter"]
+    fields = [
+        "time",
+        "username",
+        "batch_link",
+        "rows",
+        "with_email",
+        "status_filter",
+        "client_ip",
+        "request_id",
+    ]
+    readonly_fields = fields
+    list_filter = [("user", admin.RelatedOnlyFieldListFilter), "with_email", "exported_at"]
+    list_select_related = ["user"]
+    actions = None
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    @admin.display(description="time", ordering="exported_at")
+    def time(self, export: BulkLookupExport) -> SafeString:
+        return audit_time(export.exported_at)
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, export: BulkLookupExport) -> str:
+        return export.user.get_username()
+
+    @admin.display(description="bulk lookup")
+    def batch_link(self, export: BulkLookupExport) -> SafeString:
+        url = reverse("admin:customers_bulklookup_change", args=[export.batch_id])
+        return format_html(
+            '<a href="{}"><code class="audit-id">{}</code></a>',
+            url,
+            presentation.short_customer_id(export.batch_id),
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: BulkLookupExport | None = None) -> bool:
+        return request.user.has_perm("customers.view_auditevent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BulkLookupExport | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BulkLookupExport | None = None) -> bool:
         return False

@@ -1,4 +1,4 @@
-"""The audit trail: every lookup, copied KYC link and audit log export, against the signed-in user.
+"""The audit trail: every lookup, copied KYC link, bulk lookup and export, against the signed-in user.
 
 A lookup is recorded in two steps. The row is written *before* Align is asked, so no customer
 is ever fetched without a record of who asked; if that write fails, the lookup does not
@@ -8,13 +8,14 @@ happen. The outcome is written afterwards; if that write fails, the page is stil
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError
 from django.utils import timezone
 
 from customers import client
-from customers.models import AuditEvent, AuditExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.records import Customer
 from dashboard import metrics
 from dashboard.security import SESSION_STARTED_KEY, client_ip
@@ -53,18 +54,48 @@ class NoLookupOnRecord(Exception):
     """This user has not looked the customer up lately, so they cannot have copied its KYC link."""
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, from where, in which request: taken from the request once, so that work which
+    outlives it (a bulk lookup's threads) is recorded exactly like the request's own."""
+
+    user: object
+    client_ip: str | None
+    request_id: str
+
+    @classmethod
+    def of(cls, request) -> "Actor":
+        return cls(
+            user=request.user,
+            client_ip=client_ip(request) or None,
+            request_id=getattr(request, "request_id", ""),
+        )
+
+
 def outcome_of_failure(error: client.AlignError) -> str:
     return client.for_error(_OUTCOMES_BY_ERROR, error, Outcome.UPSTREAM_ERROR)
 
 
 def start_lookup(request, customer_id: uuid.UUID, *, is_refresh: bool) -> AuditEvent:
     """Record that this user is about to look this customer up; raise AuditUnavailable if we can't."""
+    return start_lookup_as(Actor.of(request), customer_id, is_refresh=is_refresh)
+
+
+def start_lookup_as(
+    actor: Actor,
+    customer_id: uuid.UUID,
+    *,
+    is_refresh: bool = False,
+    batch_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID."""
     return _write(
-        request,
+        actor,
         action=AuditEvent.Action.LOOKUP,
         customer_id=customer_id,
         outcome=Outcome.STARTED,
         is_refresh=is_refresh,
+        batch_id=batch_id,
     )
 
 
@@ -110,7 +141,10 @@ def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
         )
         raise NoLookupOnRecord
     return _write(
-        request, action=AuditEvent.Action.LINK_COPIED, customer_id=customer_id, outcome=Outcome.COPIED
+        Actor.of(request),
+        action=AuditEvent.Action.LINK_COPIED,
+        customer_id=customer_id,
+        outcome=Outcome.COPIED,
     )
 
 
@@ -201,15 +235,65 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
         return None
 
 
-def _write(request, **fields) -> AuditEvent:
+def _write(actor: Actor, **fields) -> AuditEvent:
     try:
         return AuditEvent.objects.create(
-            user=request.user,
-            client_ip=client_ip(request) or None,
-            request_id=getattr(request, "request_id", ""),
-            **fields,
+            user=actor.user, client_ip=actor.client_ip, request_id=actor.request_id, **fields
         )
     except DatabaseError as error:
         metrics.AUDIT_WRITE_FAILURES.labels(action=fields["action"]).inc()
         logger.exception("Audit: a %s event could not be written", fields["action"])
+        raise AuditUnavailable from error
+
+
+def record_bulk_lookup(
+    actor: Actor, *, ids_submitted: int, ids_valid: int, duplicates: int, rejected: int
+) -> BulkLookup:
+    """Record a bulk lookup before any of its customers is fetched; raise AuditUnavailable if we can't."""
+    try:
+        return BulkLookup.objects.create(
+            user=actor.user,
+            ids_submitted=ids_submitted,
+            ids_valid=ids_valid,
+            duplicates=duplicates,
+            rejected=rejected,
+            client_ip=actor.client_ip,
+            request_id=actor.request_id,
+        )
+    except DatabaseError as error:
+        metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_lookup").inc()
+        logger.exception("Audit: a bulk lookup could not be recorded")
+        raise AuditUnavailable from error
+
+
+def finish_bulk_lookup(batch_id: uuid.UUID, *, not_fetched: int) -> None:
+    """Record when a bulk lookup ended and how many customers it never sent to Align; never raises.
+
+    Its lookups are each on record already; a batch left without an end time only lacks these two.
+    """
+    try:
+        BulkLookup.objects.filter(pk=batch_id).update(finished_at=timezone.now(), not_fetched=not_fetched)
+    except DatabaseError:
+        metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_lookup").inc()
+        logger.exception("Audit: the end of bulk lookup %s could not be written", batch_id)
+
+
+def record_bulk_export(
+    request, *, batch_id: uuid.UUID, rows: int, with_email: bool, status_filter: str
+) -> BulkLookupExport:
+    """Record a bulk lookup's CSV download before it is made; raise AuditUnavailable if we can't."""
+    actor = Actor.of(request)
+    try:
+        return BulkLookupExport.objects.create(
+            batch_id=batch_id,
+            user=actor.user,
+            rows=rows,
+            with_email=with_email,
+            status_filter=status_filter,
+            client_ip=actor.client_ip,
+            request_id=actor.request_id,
+        )
+    except DatabaseError as error:
+        metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_export").inc()
+        logger.exception("Audit: a CSV export of bulk lookup %s could not be recorded", batch_id)
         raise AuditUnavailable from error

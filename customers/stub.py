@@ -4,17 +4,19 @@ It serves `GET /v0/customers/{customer_id}` per the contract with eleven demo cu
 KYC state staff meet, and the odd answers the card must survive (no overall status, values added
 after this contract, no KYC link, a link that is not a web link). "Failure drill" IDs make it
 misbehave the way the real API can, so the dashboard's error screens can be seen without breaking
-anything.
+anything. `generate` adds that many more customers with deterministic IDs, for bulk lookups.
 Standard library only: it must start on any machine the dashboard starts on.
 """
 
 import contextlib
+import copy
 import enum
 import json
 import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -256,6 +258,141 @@ DRILL_DESCRIPTIONS: dict[str, str] = {
     DrillId.MALFORMED: "Malformed response",
 }
 
+# --- Generated customers, for bulk lookups ------------------------------------------------------
+# Deterministic: the same index always gives the same ID and the same customer, on every machine,
+# so the README can print a list to paste.
+GENERATED_NAMESPACE = uuid.UUID("6f0c8f55-2b1e-4d3a-9c77-5a1d2e3f4b60")
+GENERATED_LIMIT = 10_000
+FIRST_NAMES = ("Alan", "Barbara", "Claude", "Edsger", "Frances", "Hedy", "Ivan", "Joan", "Ken", "Lynn")
+LAST_NAMES = (
+    "Turing",
+    "Liskov",
+    "Shannon",
+    "Dijkstra",
+    "Allen",
+    "Lamarr",
+    "Sutherland",
+    "Clarke",
+    "Thompson",
+)
+COMPANIES = ("Harbour", "Meridian", "Cobalt", "Juniper", "Atlas", "Sable", "Orchid", "Granite")
+COMPANY_KINDS = ("Trading Ltd", "Logistics GmbH", "Metals DMCC", "Analytics LLC", "Foods SARL")
+
+
+class GeneratedDrill(enum.StrEnum):
+    """What some generated customers do instead of answering, every GENERATED_DRILL_EVERY indices."""
+
+    NOT_FOUND = "not_found"  # 404
+    RATE_LIMITED_ONCE = "rate_limited_once"  # 429 with Retry-After: 1 the first time, then the customer
+    SERVER_ERROR = "server_error"  # 500
+
+
+GENERATED_DRILL_EVERY = 50
+GENERATED_DRILLS = {
+    7: GeneratedDrill.NOT_FOUND,
+    8: GeneratedDrill.RATE_LIMITED_ONCE,
+    9: GeneratedDrill.SERVER_ERROR,
+}
+
+
+def generated_customer_id(index: int) -> str:
+    return str(uuid.uuid5(GENERATED_NAMESPACE, f"generated-customer-{index}"))
+
+
+def generated_drill(index: int) -> GeneratedDrill | None:
+    return GENERATED_DRILLS.get(index % GENERATED_DRILL_EVERY)
+
+
+def _rails(*rows: tuple[str, str, str]) -> list[dict]:
+    return [
+        {"currency": currency, "payment_rails": rail, "status": status} for currency, rail, status in rows
+    ]
+
+
+# Every KYC state the single view knows, in turn: the generated customers cycle through these.
+GENERATED_KYC_STATES: tuple[dict | None, ...] = (
+    {
+        "status": "approved",
+        "status_breakdown": _rails(("usd", "ach", "approved"), ("eur", "sepa", "approved")),
+    },
+    {
+        "status": "pending",
+        "sub_status": "kyc_form_submission_started",
+        "status_breakdown": _rails(("usd", "ach", "pending")),
+    },
+    {
+        "status": "pending",
+        "sub_status": "kyc_form_resubmission_required",
+        "status_breakdown": _rails(("eur", "sepa", "pending")),
+    },
+    {
+        "status": "pending",
+        "sub_status": "kyc_form_submission_accepted",
+        "status_breakdown": _rails(("usd", "wire", "pending")),
+    },
+    {"status": "rejected", "status_breakdown": _rails(("eur", "sepa", "pending"))},
+    None,  # no KYC yet
+    {"status": None, "status_breakdown": []},
+    {
+        "status": "approved",
+        "status_breakdown": _rails(("aed", "uaefts", "approved"), ("usd", "wire", "pending")),
+    },
+    {"status": "pending", "status_breakdown": []},  # pending without a sub-status
+    {
+        "status": "on_hold",
+        "status_breakdown": _rails(("aed", "uaefts", "approved")),
+    },  # a status Align may add
+    {
+        "status": "pending",
+        "sub_status": "kyc_form_submission_started",
+        "status_breakdown": _rails(("usd", "swift", "pending")),
+    },
+    {"status": "pending", "sub_status": "kyc_form_resubmission_required", "status_breakdown": [], "link": ""},
+    {
+        "status": "pending",
+        "sub_status": "kyc_form_submission_started",
+        "status_breakdown": [],
+        "link": "javascript:alert(1)",
+    },
+)
+
+
+def generated_customer(index: int) -> dict:
+    """The index-th generated customer's body, per the contract (with an address whatever its KYC)."""
+    customer_id = generated_customer_id(index)
+    corporate = index % 3 == 2
+    body: dict = {
+        "customer_id": customer_id,
+        "email": f"customer{index:04d}@generated.example",
+        "type": "corporate" if corporate else "individual",
+        "address": {
+            "street_line_1": f"{index + 1} Example Street",
+            "city": "London",
+            "postal_code": "EC1A 1BB",
+            "country": "GB",
+        },
+    }
+    if corporate:
+        body["company_name"] = (
+            f"{COMPANIES[index % len(COMPANIES)]} {COMPANY_KINDS[index % len(COMPANY_KINDS)]}"
+        )
+    else:
+        body["first_name"] = FIRST_NAMES[index % len(FIRST_NAMES)]
+        body["last_name"] = LAST_NAMES[index % len(LAST_NAMES)]
+    state = GENERATED_KYC_STATES[index % len(GENERATED_KYC_STATES)]
+    if state is None:
+        body["kycs"] = None
+    else:
+        kyc = {key: value for key, value in state.items() if key != "link"}
+        body["kycs"] = kyc | {"kyc_flow_link": state.get("link", _flow_link(customer_id))}
+    return body
+
+
+def generated_customers(count: int) -> dict[str, dict]:
+    """The first `count` generated customers by ID, drills included (they answer otherwise)."""
+    return {generated_customer_id(index): generated_customer(index) for index in range(count)}
+
+
 CUSTOMER_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/?$")
 
 
@@ -269,6 +406,12 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.count_call()
+        try:
+            self._answer()
+        finally:
+            self.server.count_answered()
+
+    def _answer(self) -> None:
         if self.server.delay:
             time.sleep(self.server.delay)
         match = CUSTOMER_PATH.match(self.path.split("?", 1)[0])
@@ -281,10 +424,23 @@ class StubHandler(BaseHTTPRequestHandler):
         customer_id = match["customer_id"].lower()
         if customer_id in DRILL_DESCRIPTIONS:
             self._run_drill(customer_id)
-        elif customer_id in DEMO_CUSTOMERS:
-            self._send_json(200, DEMO_CUSTOMERS[customer_id])
+        elif customer_id in self.server.generated_drills:
+            self._run_generated_drill(customer_id)
+        elif customer_id in self.server.customers:
+            self._send_json(200, self.server.customers[customer_id])
         else:
             self._send_json(404, {"message": "Customer not found"})
+
+    def _run_generated_drill(self, customer_id: str) -> None:
+        drill = self.server.generated_drills[customer_id]
+        if drill == GeneratedDrill.NOT_FOUND:
+            self._send_json(404, {"message": "Customer not found"})
+        elif drill == GeneratedDrill.SERVER_ERROR:
+            self._send_json(500, {"message": "Internal server error"})
+        elif self.server.first_rate_limit(customer_id):
+            self._send_json(429, {"message": "Too many requests"}, extra_headers={"Retry-After": "1"})
+        else:
+            self._send_json(200, self.server.customers[customer_id])
 
     def _run_drill(self, drill: str) -> None:
         if drill == DrillId.KEY_REJECTED:
@@ -324,14 +480,31 @@ class StubServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], *, api_key: str, delay: float = 0.0, slow_seconds: float = 30.0
+        self,
+        address: tuple[str, int],
+        *,
+        api_key: str,
+        delay: float = 0.0,
+        slow_seconds: float = 30.0,
+        generate: int = 0,
     ) -> None:
         super().__init__(address, StubHandler)
         self.api_key = api_key
         self.delay = delay
         self.slow_seconds = slow_seconds
+        # This server's own copy of the customers it serves, the demo ones and the generated ones.
+        self.customers: dict[str, dict] = {**copy.deepcopy(DEMO_CUSTOMERS), **generated_customers(generate)}
+        self.generated_drills = {
+            generated_customer_id(index): generated_drill(index)
+            for index in range(generate)
+            if generated_drill(index) is not None
+        }
+        self._rate_limited_once: set[str] = set()
         # How many requests arrived, so tests can tell whether (and how often) the dashboard called.
         self.calls = 0
+        # How many are being answered right now, and the most at once: a bulk lookup's bound.
+        self.in_flight = 0
+        self.peak_in_flight = 0
         # How many connections it accepted, so a benchmark can tell whether callers reuse them.
         self.connections = 0
         self._calls_lock = threading.Lock()
@@ -339,6 +512,19 @@ class StubServer(ThreadingHTTPServer):
     def count_call(self) -> None:
         with self._calls_lock:
             self.calls += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def count_answered(self) -> None:
+        with self._calls_lock:
+            self.in_flight -= 1
+
+    def first_rate_limit(self, customer_id: str) -> bool:
+        """True the first time this customer is asked for: the rate-limited-once drill."""
+        with self._calls_lock:
+            first = customer_id not in self._rate_limited_once
+            self._rate_limited_once.add(customer_id)
+            return first
 
     def get_request(self):
         accepted = super().get_request()

@@ -1,11 +1,16 @@
 from django.urls import path
 
-from customers import views
+from customers import bulk_views, views
 
 app_name = "customers"
 
 urlpatterns = [
     path("", views.customer_search, name="search"),
+    # Before the customer's own address, which would otherwise take "bulk" for a customer ID.
+    path("bulk/", bulk_views.bulk_lookup, name="bulk"),
+    path("bulk/start/", bulk_views.bulk_start, name="bulk_start"),
+    path("bulk/<uuid:batch_id>/", bulk_views.bulk_batch, name="bulk_batch"),
+    path("bulk/<uuid:batch_id>/export.csv", bulk_views.bulk_export, name="bulk_export"),
     path("<str:customer_ref>/", views.customer_detail, name="detail"),
     path("<uuid:customer_id>/link-copied/", views.link_copied, name="link_copied"),
 ]

@@ -1,6 +1,6 @@
 """Prometheus metrics: request latency, lookups by outcome, Align calls, audit write failures.
 
-prometheus-client rather than django-prometheus: we need six metrics of our own, labelled by
+prometheus-client rather than django-prometheus: we need a few metrics of our own, labelled by
 route and outcome only, and its multiprocess mode for gunicorn; django-prometheus would add
 dozens of per-model and per-view series and its own middleware pair, and uses the same library
 underneath. No label ever holds a customer ID, a user or a raw path: every label value comes
@@ -63,6 +63,7 @@ ALIGN_RETRIES = Counter(
     "Requests to Align sent again, by the result of the attempt that was retried.",
     ["result"],
 )
+BULK_LOOKUPS = Counter("kycdesk_bulk_lookups", "Bulk lookups started (their customers count in lookups).")
 AUDIT_WRITE_FAILURES = Counter(
     "kycdesk_audit_write_failures",
     "Audit log rows that could not be written, by action.",

@@ -129,6 +129,8 @@ if not re.fullmatch(r"[A-Za-z0-9-]+", ALIGN_API_KEY_HEADER):
         f"ALIGN_API_KEY_HEADER must be an HTTP header name; got {ALIGN_API_KEY_HEADER!r}."
     )
 ALIGN_API_TIMEOUT = env_seconds("ALIGN_API_TIMEOUT", 10.0)
+# How many customers of one bulk lookup are fetched at once (README: "Bulk lookup").
+ALIGN_BULK_CONCURRENCY = env_positive_int("ALIGN_BULK_CONCURRENCY", 8, maximum=32)
 DASHBOARD_USER_AGENT = f"KYC-Desk/{__version__}"
 
 # --- Django ---------------------------------------------------------------------------------
@@ -275,7 +277,14 @@ if REDIS_URL:
     # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
     SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # A bulk lookup keeps a key per row (customers.bulk): room for a few batches of 500 before
+    # the cache starts dropping entries (locmem's default is 300).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_PASSWORD_VALIDATORS = [

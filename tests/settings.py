@@ -8,6 +8,8 @@ and local memory; `make test` runs it a second time with both set (tests/service
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 TEST_ENVIRONMENT = {
     "DJANGO_DEBUG": "0",
@@ -33,3 +35,12 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # The test client and live_server speak plain HTTP; the redirect to HTTPS has its own test.
 SECURE_SSL_REDIRECT = False
+
+if DATABASE_URL_CONFIG is None:  # noqa: F405
+    # A file, not SQLite's shared in-memory database: a bulk lookup's threads write the audit
+    # trail while the live server writes sessions, and shared-cache SQLite refuses concurrent
+    # writers at once ("database table is locked") where a file waits for the lock, as in
+    # production. One file per test process, so runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"kyc-desk-tests-{os.getpid()}.sqlite3")
+    }

@@ -18,7 +18,7 @@ from django.utils.html import strip_tags
 from customers import admin as audit_admin
 from customers import audit
 from customers.admin import CSV_COLUMNS
-from customers.models import AuditEvent, AuditExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.stub import DemoId
 
 pytestmark = pytest.mark.django_db
@@ -221,6 +221,7 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("is_refresh", "Refresh", "Yes"),
         ("client_ip", "Client IP", "198.51.100.23"),
         ("request_id", "Request ID", "0123456789ab"),
+        ("batch", "Bulk lookup", "None: a lookup of one customer"),
         ("id", "Audit event ID", str(event.pk)),
     ]
     assert {name for name, _, _ in shown} == {field.name for field in AuditEvent._meta.concrete_fields}
@@ -732,3 +733,94 @@ def test_search_by_the_start_of_an_id_reads_a_range_of_the_index_not_every_row(a
 
 def test_search_by_more_hex_digits_than_an_id_has_finds_nothing(admin_client, events):
     assert listed(admin_client.get(CHANGELIST, {"q": str(ADA).replace("-", "") + "0"})) == set()
+
+
+# --- Bulk lookups (issue #12): who checked which list, and who downloaded it ------------------
+
+BULK_LIST = "/admin/customers/bulklookup/"
+BULK_EXPORTS = "/admin/customers/bulklookupexport/"
+
+
+@pytest.fixture
+def batch(jane) -> BulkLookup:
+    batch = BulkLookup.objects.create(
+        user=jane, ids_submitted=315, ids_valid=312, duplicates=2, rejected=1, not_fetched=4
+    )
+    for customer_id in (ADA, GRACE):
+        AuditEvent.objects.create(
+            user=jane, action=AuditEvent.Action.LOOKUP, customer_id=customer_id, outcome="found", batch=batch
+        )
+    return batch
+
+
+def test_bulk_lookups_list_who_when_and_how_many(admin_client, batch):
+    (row,) = list_rows(admin_client.get(BULK_LIST))
+    assert text_of(row["username"]) == "jane"
+    assert (row["ids_valid"], row["duplicates"], row["rejected"], row["not_fetched"]) == (
+        "312",
+        "2",
+        "1",
+        "4",
+    )
+    assert text_of(row["finished"]) == "Not recorded"
+
+
+def test_a_bulk_lookup_page_links_to_its_lookups_in_the_audit_log(admin_client, batch, event):
+    page = admin_client.get(f"{BULK_LIST}{batch.pk}/change/").content.decode()
+    link = re.search(r'<a href="([^"]+)">Its lookups in the audit log</a>', page)[1]
+    assert link == f"{CHANGELIST}?batch__id__exact={batch.pk}"
+    assert listed(admin_client.get(html.unescape(link))) == {ADA, GRACE}
+    assert event.customer_id in listed(admin_client.get(CHANGELIST))
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", str(uuid.uuid4())])
+def test_filtering_the_audit_log_by_a_batch_that_is_not_one_lists_nothing(admin_client, batch, value):
+    assert listed(admin_client.get(CHANGELIST, {"batch__id__exact": value})) == set()
+
+
+def test_the_audit_log_by_batch_takes_no_distinct_or_whole_count(admin_client, batch):
+    sqls = changelist_queries(admin_client, {"batch__id__exact": str(batch.pk)})
+    assert whole_log_counts(sqls) == []
+    assert [sql for sql in sqls if "DISTINCT" in sql.upper()] == []
+
+
+def test_an_event_page_names_its_bulk_lookup(admin_client, batch):
+    lookup = batch.lookups.first()
+    rows = dict(event_page_rows(admin_client.get(change_url(lookup))))
+    assert rows["Bulk lookup"] == str(batch.pk)
+    assert f'href="{BULK_LIST}{batch.pk}/change/"' in admin_client.get(change_url(lookup)).content.decode()
+
+
+def test_bulk_lookups_and_their_downloads_are_read_only_for_everyone(admin_client, batch, jane):
+    export = BulkLookupExport.objects.create(batch=batch, user=jane, rows=312, with_email=True)
+    for base, obj in ((BULK_LIST, batch), (BULK_EXPORTS, export)):
+        assert admin_client.get(f"{base}add/").status_code == 403
+        assert 'name="_save"' not in admin_client.get(f"{base}{obj.pk}/change/").content.decode()
+        assert admin_client.post(f"{base}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert BulkLookup.objects.count() == 1
+    assert BulkLookupExport.objects.count() == 1
+
+
+def test_bulk_downloads_list_the_batch_and_whether_emails_were_in_it(admin_client, batch, jane):
+    BulkLookupExport.objects.create(
+        batch=batch, user=jane, rows=42, with_email=True, status_filter="approved"
+    )
+    (row,) = list_rows(admin_client.get(BULK_EXPORTS))
+    assert text_of(row["batch_link"]) == f"{str(batch.pk)[:8]}…{str(batch.pk)[-4:]}"
+    assert (row["rows"], row["status_filter"]) == ("42", "approved")
+
+
+def test_bulk_lookups_are_read_by_whoever_reads_the_audit_log(django_user_model, batch):
+    reader = client_for(admin_user_with(django_user_model, "view_auditevent"))
+    other = client_for(admin_user_with(django_user_model, username="other-admin"))
+    assert reader.get(BULK_LIST).status_code == 200
+    assert reader.get(BULK_EXPORTS).status_code == 200
+    assert other.get(BULK_LIST).status_code == 403
+    assert other.get(BULK_EXPORTS).status_code == 403
+
+
+def test_bulk_lookups_are_searched_by_batch_id(admin_client, batch, jane):
+    BulkLookup.objects.create(user=jane, ids_submitted=1, ids_valid=1, duplicates=0, rejected=0)
+    found = admin_client.get(BULK_LIST, {"q": str(batch.pk)}).context["cl"].result_list
+    assert [item.pk for item in found] == [batch.pk]
+    assert list(admin_client.get(BULK_LIST, {"q": "jane"}).context["cl"].result_list) == []

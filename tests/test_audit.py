@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers import audit, client
-from customers.models import AuditEvent
+from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.records import Customer
 from customers.stub import DEMO_CUSTOMERS, DemoId
 from dashboard.security import SESSION_STARTED_KEY
@@ -1132,3 +1132,77 @@ def test_recent_lookups_of_fewer_than_the_first_read_are_all_read_in_one_query(
     with django_assert_num_queries(1):
         recent = audit.recent_lookups(staff_user)
     assert [event.customer_id for event in recent] == customers[::-1]
+
+
+# --- Bulk lookups: recorded without a request, by the batch's threads ---------------------------
+
+
+def test_a_lookup_can_be_started_for_an_actor_with_its_batch(staff_user):
+    batch = audit.record_bulk_lookup(
+        audit.Actor(user=staff_user, client_ip="203.0.113.5", request_id="feedfacecafe"),
+        ids_submitted=3,
+        ids_valid=2,
+        duplicates=1,
+        rejected=0,
+    )
+    actor = audit.Actor(user=staff_user, client_ip="203.0.113.5", request_id="feedfacecafe")
+    event = audit.start_lookup_as(actor, ADA, batch_id=batch.pk)
+    event.refresh_from_db()
+    assert (event.user, event.client_ip, event.request_id, event.batch) == (
+        staff_user,
+        "203.0.113.5",
+        "feedfacecafe",
+        batch,
+    )
+    assert (event.outcome, event.is_refresh) == (Outcome.STARTED, False)
+    assert batch.client_ip == "203.0.113.5"
+
+
+def test_the_actor_of_a_request_is_who_asked_from_where(staff_user, rf, settings):
+    settings.DASHBOARD_TRUSTED_PROXIES = ["10.0.0.1"]
+    request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    request.user = staff_user
+    request.request_id = "0123456789ab"
+    assert audit.Actor.of(request) == audit.Actor(staff_user, "198.51.100.7", "0123456789ab")
+
+
+def test_a_bulk_lookup_that_cannot_be_recorded_raises_audit_unavailable(staff_user, monkeypatch):
+    def refuse(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(BulkLookup.objects, "create", refuse)
+    with pytest.raises(audit.AuditUnavailable):
+        audit.record_bulk_lookup(
+            audit.Actor(staff_user, None, ""), ids_submitted=1, ids_valid=1, duplicates=0, rejected=0
+        )
+
+
+def test_the_end_of_a_bulk_lookup_is_recorded_and_never_raises(staff_user, monkeypatch):
+    batch = audit.record_bulk_lookup(
+        audit.Actor(staff_user, None, ""), ids_submitted=1, ids_valid=1, duplicates=0, rejected=0
+    )
+    audit.finish_bulk_lookup(batch.pk, not_fetched=1)
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
+    assert batch.not_fetched == 1
+
+    def refuse(self, *args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(SQLUpdateCompiler, "execute_sql", refuse)
+    audit.finish_bulk_lookup(batch.pk, not_fetched=2)
+
+
+def test_a_bulk_download_that_cannot_be_recorded_raises_audit_unavailable(staff_user, rf, monkeypatch):
+    batch = audit.record_bulk_lookup(
+        audit.Actor(staff_user, None, ""), ids_submitted=1, ids_valid=1, duplicates=0, rejected=0
+    )
+    request = rf.get("/")
+    request.user = staff_user
+
+    def refuse(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(BulkLookupExport.objects, "create", refuse)
+    with pytest.raises(audit.AuditUnavailable):
+        audit.record_bulk_export(request, batch_id=batch.pk, rows=1, with_email=False, status_filter="")

@@ -254,6 +254,21 @@ def test_429_longer_than_the_deadline_is_not_waited_for(align, customer_url):
     assert len(align.calls) == 1
 
 
+def test_a_caller_that_will_not_wait_gets_the_rate_limit_at_once(align, customer_url):
+    """A bulk lookup pauses all its threads itself, so the client must not wait for it."""
+    align.get(customer_url(ADA), status=429, headers={"Retry-After": "0"})
+    with pytest.raises(RateLimited) as raised:
+        customer_get(customer_id=ADA_ID, wait_on_rate_limit=False)
+    assert raised.value.retry_after == 0
+    assert len(align.calls) == 1
+
+
+def test_a_caller_that_will_not_wait_still_gets_transient_errors_retried(align, customer_url, demo_body):
+    align.get(customer_url(ADA), status=503)
+    align.get(customer_url(ADA), json=demo_body(ADA))
+    assert customer_get(customer_id=ADA_ID, wait_on_rate_limit=False).customer_id == ADA_ID
+
+
 # --- Content type and auth header -----------------------------------------------------------------
 
 

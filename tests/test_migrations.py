@@ -118,3 +118,27 @@ def test_reapplying_0003_restores_groups_an_administrator_changed():
     call_command("migrate", "customers", latest[1], verbosity=0)
     assert group_permissions() == EXPECTED_GROUPS
     assert AuditEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_email_export_permission_exists_and_no_group_is_given_it():
+    permission = Permission.objects.get(content_type__app_label="customers", codename="export_customer_email")
+    assert permission.name == "Can export customers' e-mail addresses in bulk lookup CSVs"
+    assert not permission.group_set.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0007_can_be_reversed_and_applied_again():
+    call_command("migrate", "customers", "0006", verbosity=0)
+    assert "customers_bulklookup" not in connection.introspection.table_names()
+    call_command("migrate", "customers", latest_customers_migration()[1], verbosity=0)
+    assert {"customers_bulklookup", "customers_bulklookupexport"} <= set(
+        connection.introspection.table_names()
+    )
+    assert "batch_id" in [
+        column.name
+        for column in connection.introspection.get_table_description(
+            connection.cursor(), "customers_auditevent"
+        )
+    ]
+    assert Permission.objects.filter(codename="export_customer_email").exists()

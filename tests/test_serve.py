@@ -227,7 +227,7 @@ def test_stopping_the_process_group_leaves_nothing_running(serve_env, work_dir):
     with make_serve(serve_env, port, work_dir / "stopped.log") as instance:
         wait_until_ready(instance)
         group = instance.process.pid
-        assert len(live_processes_in_group(group)) >= 3  # make's gunicorn master and its 2 workers
+        assert len(live_processes_in_group(group)) >= 2  # make's gunicorn master and its worker
 
     assert live_processes_in_group(group) == []
     assert not accepts_connections("127.0.0.1", port)

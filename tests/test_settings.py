@@ -28,6 +28,7 @@ def load_settings(monkeypatch, **environment) -> dict:
         "DJANGO_BEHIND_TLS_PROXY",
         "DASHBOARD_LOG_FORMAT",
         "DJANGO_HTTPS_ONLY",
+        "ALIGN_BULK_CONCURRENCY",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
@@ -235,3 +236,20 @@ def test_make_run_environment_still_starts(monkeypatch):
 def test_a_malformed_ipv6_url_fails_with_a_clear_message(monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="ALIGN_API_BASE_URL must be an http"):
         load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_API_BASE_URL="https://[::1")
+
+
+def test_bulk_lookups_fetch_eight_at_a_time_by_default(monkeypatch):
+    assert load_settings(monkeypatch, **PRODUCTION_LIKE)["ALIGN_BULK_CONCURRENCY"] == 8
+
+
+def test_bulk_concurrency_is_read(monkeypatch):
+    assert (
+        load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_BULK_CONCURRENCY="3")["ALIGN_BULK_CONCURRENCY"]
+        == 3
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "33", "eight", "-1"])
+def test_bulk_concurrency_out_of_bounds_fails_at_start_up(monkeypatch, value):
+    with pytest.raises(ImproperlyConfigured, match="ALIGN_BULK_CONCURRENCY"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_BULK_CONCURRENCY=value)

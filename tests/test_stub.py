@@ -1,5 +1,6 @@
 """The local stand-in of the Align API answers per the contract, over real HTTP."""
 
+import threading
 import uuid
 
 import jsonschema
@@ -10,7 +11,19 @@ from django.core.management import CommandError, call_command
 from customers import client
 from customers.presentation import kyc_summary, short_customer_id, web_link
 from customers.records import CustomerType, KycStatus, KycSubStatus, PaymentRail, RailStatus
-from customers.stub import DEMO_CUSTOMERS, DEMO_DESCRIPTIONS, DemoId, DrillId, serving
+from customers.stub import (
+    DEMO_CUSTOMERS,
+    DEMO_DESCRIPTIONS,
+    GENERATED_KYC_STATES,
+    DemoId,
+    DrillId,
+    GeneratedDrill,
+    generated_customer,
+    generated_customer_id,
+    generated_customers,
+    generated_drill,
+    serving,
+)
 from tests.test_contract_data import RESPONSE_SCHEMA
 
 STUB_KEY = "stand-in-test-key"
@@ -205,3 +218,82 @@ def test_stand_in_counts_connections_apart_from_calls(stub):
             )
     get(stub, DemoId.REJECTED)
     assert (stub.calls, stub.connections) == (4, 2)
+
+
+# --- Generated customers, for bulk lookups ---------------------------------------------------
+
+
+@pytest.fixture
+def generating_stub():
+    with serving(api_key=STUB_KEY, generate=60) as server:
+        yield server
+
+
+def test_generated_ids_are_the_same_on_every_run():
+    assert generated_customer_id(0) == "59e9ec0f-a11b-5ce0-84dd-17ae1689a890"
+    assert len({generated_customer_id(index) for index in range(500)}) == 500
+    assert generated_customers(3) == generated_customers(3)
+
+
+def test_generated_customers_fit_the_contract_but_for_the_values_align_may_add():
+    outside = []
+    for body in generated_customers(len(GENERATED_KYC_STATES) * 2).values():
+        try:
+            jsonschema.validate(body, RESPONSE_SCHEMA)
+        except jsonschema.ValidationError as error:
+            outside.append(error.instance)
+    assert sorted(outside) == ["on_hold", "on_hold", "swift", "swift"]
+
+
+def test_generated_customers_cover_every_kyc_state():
+    kycs = [generated_customer(index)["kycs"] for index in range(len(GENERATED_KYC_STATES))]
+    statuses = {kyc["status"] if kyc else "no kyc" for kyc in kycs}
+    assert statuses == {"approved", "pending", "rejected", None, "on_hold", "no kyc"}
+    assert {kyc.get("sub_status") for kyc in kycs if kyc} >= {None, *KycSubStatus}
+    rails = {row["payment_rails"] for kyc in kycs if kyc for row in kyc["status_breakdown"]}
+    assert "swift" in rails
+    assert {kyc["kyc_flow_link"][:11] for kyc in kycs if kyc} >= {"", "javascript:", "https://kyc"}
+
+
+def test_generated_customers_are_served_with_their_drills(generating_stub):
+    answers = {}
+    for index in range(10):
+        drill = generated_drill(index)
+        answers.setdefault(drill, []).append(get(generating_stub, generated_customer_id(index)).status_code)
+    assert answers[None] == [200] * 7
+    assert answers[GeneratedDrill.NOT_FOUND] == [404]
+    assert answers[GeneratedDrill.SERVER_ERROR] == [500]
+    assert answers[GeneratedDrill.RATE_LIMITED_ONCE] == [429]
+
+
+def test_a_rate_limited_once_customer_answers_the_second_time(generating_stub):
+    customer_id = generated_customer_id(8)
+    first = get(generating_stub, customer_id)
+    assert (first.status_code, first.headers["Retry-After"]) == (429, "1")
+    assert get(generating_stub, customer_id).json()["customer_id"] == customer_id
+
+
+def test_without_generate_only_the_demo_customers_are_served(stub):
+    assert get(stub, generated_customer_id(0)).status_code == 404
+
+
+def test_the_stand_in_counts_requests_in_flight_and_the_most_at_once(stub):
+    stub.delay = 0.3
+    threads = [threading.Thread(target=get, args=(stub, DemoId.INDIVIDUAL_APPROVED)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stub.peak_in_flight == 3
+    assert stub.in_flight == 0
+
+
+def test_print_generated_lists_the_ids_to_paste(capsys):
+    call_command("align_stub", "--print-generated", "5")
+    assert capsys.readouterr().out.split() == [generated_customer_id(index) for index in range(5)]
+
+
+@pytest.mark.parametrize("count", ["-1", "10001", "many"])
+def test_generate_refuses_a_count_out_of_range(count):
+    with pytest.raises(CommandError):
+        call_command("align_stub", "--generate", count)

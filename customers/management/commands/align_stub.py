@@ -3,7 +3,22 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS, StubServer
+from customers.stub import (
+    DEMO_DESCRIPTIONS,
+    DRILL_DESCRIPTIONS,
+    GENERATED_DRILL_EVERY,
+    GENERATED_DRILLS,
+    GENERATED_LIMIT,
+    StubServer,
+    generated_customer_id,
+)
+
+
+def generated_count(text: str) -> int:
+    count = int(text)
+    if not 0 <= count <= GENERATED_LIMIT:
+        raise ValueError(f"at most {GENERATED_LIMIT}")
+    return count
 
 
 class Command(BaseCommand):
@@ -24,20 +39,59 @@ class Command(BaseCommand):
             default=30.0,
             help="How long the 'slower than the timeout' drill takes to answer.",
         )
+        parser.add_argument(
+            "--generate",
+            type=generated_count,
+            default=0,
+            metavar="N",
+            help="Also serve N generated customers with deterministic IDs, for bulk lookups.",
+        )
+        parser.add_argument(
+            "--print-generated",
+            type=generated_count,
+            default=None,
+            metavar="N",
+            help="Print the IDs of the first N generated customers, one per line, and exit.",
+        )
 
     def handle(
-        self, *args, host: str, port: int, api_key: str | None, delay: float, slow_seconds: float, **options
+        self,
+        *args,
+        host: str,
+        port: int,
+        api_key: str | None,
+        delay: float,
+        slow_seconds: float,
+        generate: int,
+        print_generated: int | None,
+        **options,
     ):
+        if print_generated is not None:
+            for index in range(print_generated):
+                self.stdout.write(generated_customer_id(index))
+            return
         api_key = api_key if api_key is not None else settings.ALIGN_API_KEY
         if not api_key:
             raise CommandError("No API key: pass --api-key or set ALIGN_API_KEY.")
         try:
-            server = StubServer((host, port), api_key=api_key, delay=delay, slow_seconds=slow_seconds)
+            server = StubServer(
+                (host, port),
+                api_key=api_key,
+                delay=delay,
+                slow_seconds=slow_seconds,
+                generate=generate,
+            )
         except OSError as error:
             raise CommandError(f"Cannot listen on {host}:{port}: {error.strerror}") from None
         self.stdout.write(f"Align stand-in serving on {server.base_url} (Api-Key required; Ctrl-C stops it)")
         for customer_id, description in {**DEMO_DESCRIPTIONS, **DRILL_DESCRIPTIONS}.items():
             self.stdout.write(f"  {customer_id}  {description}")
+        if generate:
+            drills = ", ".join(f"{drill} at index {index}" for index, drill in GENERATED_DRILLS.items())
+            self.stdout.write(
+                f"  and {generate} generated customers (`align_stub --print-generated {generate}` lists "
+                f"them); every {GENERATED_DRILL_EVERY}: {drills}"
+            )
         try:
             server.serve_forever()
         except KeyboardInterrupt:
