@@ -13,7 +13,8 @@ PORT ?= 8000
 STUB_PORT ?= 8001
 RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
-	ALIGN_API_KEY=local-stand-in-key
+	ALIGN_API_KEY=local-stand-in-key \
+	ALIGN_WEBHOOKS_ENABLED=1
 
 .PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench bench-bulk
 
@@ -29,8 +30,9 @@ run: $(STAMP)
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py ensure_demo_user
 	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ (log in as demo / demo; the Align stand-in is on port $(STUB_PORT))"
-	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY; \
-	$(PY) manage.py align_stub --port $(STUB_PORT) --generate 500 & stub=$$!; \
+	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY ALIGN_WEBHOOKS_ENABLED; \
+	$(PY) manage.py align_stub --port $(STUB_PORT) --generate 500 \
+		--webhook-url http://127.0.0.1:$(PORT)/webhooks/align/ & stub=$$!; \
 	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 

@@ -27,7 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from customers import audit, presentation
 from customers.forms import parse_customer_reference
-from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
 from customers.spreadsheets import spreadsheet_safe
 from customers.templatetags.kyc import badge
 
@@ -45,6 +45,7 @@ CSV_COLUMNS = [
     "outcome",
     "kyc_status",
     "is_refresh",
+    "automatic",
     "client_ip",
     "request_id",
 ]
@@ -221,6 +222,7 @@ class AuditEventAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "refresh",
+                    "automatic_refresh",
                     "client_ip",
                     "request_id",
                     "bulk_lookup",
@@ -235,6 +237,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "full_customer",
         "kyc_status_seen",
         "refresh",
+        "automatic_refresh",
         "bulk_lookup",
         "event_id",
     ]
@@ -243,6 +246,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "action",
         "outcome",
         "is_refresh",
+        "automatic",
         "occurred_at",
         MonthFilter,
         BulkLookupFilter,
@@ -286,6 +290,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     def refresh(self, event: AuditEvent) -> str:
         """Words, not the admin's red cross, which would read as a failure on most rows."""
         return "Yes" if event.is_refresh else "No"
+
+    @admin.display(description="automatic refresh", ordering="automatic")
+    def automatic_refresh(self, event: AuditEvent) -> str:
+        """Made by the customer's open page by itself (issue #13), not by a click on Refresh."""
+        return "Yes" if event.automatic else "No"
 
     @admin.display(description="client IP", ordering="client_ip")
     def client_ip_column(self, event: AuditEvent) -> str:
@@ -363,6 +372,7 @@ class AuditEventAdmin(admin.ModelAdmin):
                     event.outcome,
                     spreadsheet_safe(event.kyc_status),
                     event.is_refresh,
+                    event.automatic,
                     event.client_ip or "",
                     event.request_id,
                 ]
@@ -530,4 +540,85 @@ class BulkLookupExportAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: BulkLookupExport | None = None) -> bool:
+        return False
+
+
+@admin.register(KycWebhookEvent)
+class KycWebhookEventAdmin(admin.ModelAdmin):
+    """The KYC updates Align pushed, for auditors: read-only, like the audit log.
+
+    Needs customers.view_kycwebhookevent (the Compliance auditors group has it, from migration
+    0008). Codes and IDs only: the delivery's personal data was never stored.
+    """
+
+    list_display = ["received", "short_customer", "status", "sub_status", "align_time"]
+    fields = [
+        "received",
+        "align_time",
+        "full_customer",
+        "status",
+        "sub_status",
+        "breakdown_rows",
+        "delivery_key",
+        "event_id",
+    ]
+    readonly_fields = fields
+    list_filter = ["kyc_status", "received_at"]
+    search_fields = ["customer_id"]
+    search_help_text = "Customer ID: the whole ID (or a link ending in it), or its first characters."
+    actions = None
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+
+    @admin.display(description="received", ordering="received_at")
+    def received(self, event: KycWebhookEvent) -> SafeString:
+        return audit_time(event.received_at)
+
+    @admin.display(description="Align's time", ordering="event_created_at")
+    def align_time(self, event: KycWebhookEvent) -> SafeString:
+        return audit_time(event.event_created_at)
+
+    @admin.display(description="customer ID", ordering="customer_id")
+    def short_customer(self, event: KycWebhookEvent) -> SafeString:
+        return format_html(
+            '<code class="audit-id" title="{}">{}</code>',
+            event.customer_id,
+            presentation.short_customer_id(event.customer_id),
+        )
+
+    @admin.display(description="customer ID")
+    def full_customer(self, event: KycWebhookEvent) -> SafeString:
+        return format_html('<code class="audit-id">{}</code>', event.customer_id)
+
+    @admin.display(description="KYC status", ordering="kyc_status")
+    def status(self, event: KycWebhookEvent) -> str:
+        return badge(presentation.seen_status_badge(AuditEvent.Outcome.FOUND, event.kyc_status))
+
+    @admin.display(description="sub-status")
+    def sub_status(self, event: KycWebhookEvent) -> str:
+        return event.kyc_sub_status or self.get_empty_value_display()
+
+    @admin.display(description="status breakdown")
+    def breakdown_rows(self, event: KycWebhookEvent) -> SafeString | str:
+        if not event.breakdown:
+            return "None"
+        return format_html_join(
+            mark_safe("<br>"), "<code>{} · {}</code>: {}", ((*row,) for row in event.breakdown)
+        )
+
+    @admin.display(description="event ID")
+    def event_id(self, event: KycWebhookEvent) -> int:
+        return event.pk
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        return search_by_customer_id(queryset, search_term), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: KycWebhookEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: KycWebhookEvent | None = None) -> bool:
         return False

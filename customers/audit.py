@@ -76,9 +76,12 @@ def outcome_of_failure(error: client.AlignError) -> str:
     return client.for_error(_OUTCOMES_BY_ERROR, error, Outcome.UPSTREAM_ERROR)
 
 
-def start_lookup(request, customer_id: uuid.UUID, *, is_refresh: bool) -> AuditEvent:
-    """Record that this user is about to look this customer up; raise AuditUnavailable if we can't."""
-    return start_lookup_as(Actor.of(request), customer_id, is_refresh=is_refresh)
+def start_lookup(request, customer_id: uuid.UUID, *, is_refresh: bool, automatic: bool = False) -> AuditEvent:
+    """Record that this user is about to look this customer up; raise AuditUnavailable if we can't.
+
+    `automatic`: the customer's open page refreshed itself (customers/history.py), not staff.
+    """
+    return start_lookup_as(Actor.of(request), customer_id, is_refresh=is_refresh, automatic=automatic)
 
 
 def start_lookup_as(
@@ -87,6 +90,7 @@ def start_lookup_as(
     *,
     is_refresh: bool = False,
     batch_id: uuid.UUID | None = None,
+    automatic: bool = False,
 ) -> AuditEvent:
     """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID."""
     return _write(
@@ -96,6 +100,7 @@ def start_lookup_as(
         outcome=Outcome.STARTED,
         is_refresh=is_refresh,
         batch_id=batch_id,
+        automatic=automatic,
     )
 
 

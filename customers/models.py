@@ -73,6 +73,8 @@ class AuditEvent(models.Model):
         "KYC status seen", max_length=40, blank=True, help_text="Align's overall KYC status, when found."
     )
     is_refresh = models.BooleanField("refresh", default=False)
+    # A refresh the customer's open page made by itself (customers/history.py), not staff's click.
+    automatic = models.BooleanField("automatic refresh", default=False)
     client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     request_id = models.CharField("request ID", max_length=32, blank=True)
     batch = models.ForeignKey(
@@ -202,3 +204,45 @@ class BulkLookupExport(models.Model):
 
     def __str__(self) -> str:
         return f"Bulk lookup export {self.pk} by {self.user.get_username()}"
+
+
+class KycWebhookEvent(models.Model):
+    """One `customer.kycs.updated` delivery from Align: the KYC state it carried, and when.
+
+    The company's record of how each customer's KYC moved, kept whether or not anyone looked the
+    customer up. Status codes and IDs only: the e-mail, name and address Align sends in the same
+    delivery are never stored. Written by the webhook receiver, never changed or deleted.
+    """
+
+    delivery_key = models.CharField(
+        "delivery key",
+        max_length=64,
+        unique=True,
+        help_text="SHA-256 of the event type, customer ID, Align's time and the body's digest: "
+        "a delivery Align sends again is stored once.",
+    )
+    customer_id = models.UUIDField("customer ID")
+    event_created_at = models.DateTimeField("Align's time", help_text="When Align says the change happened.")
+    received_at = models.DateTimeField("received", auto_now_add=True)
+    kyc_status = models.CharField(
+        "KYC status",
+        max_length=40,
+        blank=True,
+        help_text="As in the audit log: empty when the customer has no KYC record.",
+    )
+    kyc_sub_status = models.CharField("KYC sub-status", max_length=60, blank=True)
+    breakdown = models.JSONField(
+        "status breakdown", default=list, help_text="[currency, rail, status] per row, as Align sent them."
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        default_permissions = ("view",)
+        verbose_name = "KYC webhook event"
+        indexes = [
+            # "The newest events of this customer", for the History section and an open page's poll.
+            models.Index(fields=["customer_id", "-id"], name="webhook_customer_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"KYC webhook event {self.pk} for {self.customer_id}"

@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from customers import stub_webhooks
+
 logger = logging.getLogger(__name__)
 
 STUB_FLOW_BASE = "https://kyc.stand-in.example/flow/"
@@ -411,6 +413,36 @@ class StubHandler(BaseHTTPRequestHandler):
         finally:
             self.server.count_answered()
 
+    def do_POST(self) -> None:
+        """Align's sandbox simulation (customers/stub_webhooks.py): approve a customer's KYC."""
+        self.server.count_call()
+        try:
+            self._simulate()
+        finally:
+            self.server.count_answered()
+
+    def _simulate(self) -> None:
+        if self.path.split("?", 1)[0] != stub_webhooks.SIMULATE_PATH:
+            self._send_json(404, {"message": "Not found"})
+            return
+        if self.headers.get("Api-Key") != self.server.api_key:
+            self._send_json(401, {"message": "Missing or invalid Api-Key"})
+            return
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > stub_webhooks.MAX_SIMULATE_BYTES:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            self._send_json(413, {"message": "Send a small JSON object with a Content-Length."})
+            return
+        try:
+            customer_id = stub_webhooks.read_simulation(self.rfile.read(int(length)))
+        except stub_webhooks.SimulationRefused as refusal:
+            self._send_json(refusal.status, {"message": str(refusal)})
+            return
+        if not self.server.approve(customer_id):
+            self._send_json(404, {"message": "Customer not found"})
+            return
+        self._send_json(200, {"message": "KYC approved", "customer_id": customer_id})
+
     def _answer(self) -> None:
         if self.server.delay:
             time.sleep(self.server.delay)
@@ -487,13 +519,16 @@ class StubServer(ThreadingHTTPServer):
         delay: float = 0.0,
         slow_seconds: float = 30.0,
         generate: int = 0,
+        webhook_url: str = "",
     ) -> None:
         super().__init__(address, StubHandler)
         self.api_key = api_key
         self.delay = delay
         self.slow_seconds = slow_seconds
-        # This server's own copy of the customers it serves, the demo ones and the generated ones.
+        # This process's own copy: a simulation changes it, never the module's demo customers.
         self.customers: dict[str, dict] = {**copy.deepcopy(DEMO_CUSTOMERS), **generated_customers(generate)}
+        # Where every change of a customer's KYC is delivered, signed with the API key; none when "".
+        self.webhooks = stub_webhooks.WebhookSender(webhook_url, api_key) if webhook_url else None
         self.generated_drills = {
             generated_customer_id(index): generated_drill(index)
             for index in range(generate)
@@ -525,6 +560,19 @@ class StubServer(ThreadingHTTPServer):
             first = customer_id not in self._rate_limited_once
             self._rate_limited_once.add(customer_id)
             return first
+
+    def approve(self, customer_id: str) -> bool:
+        """Approve a customer's KYC and deliver the change as a webhook; False for an unknown customer."""
+        with self._calls_lock:
+            before = self.customers.get(customer_id)
+            if before is None:
+                return False
+            after = stub_webhooks.approved(before)
+            # Replaced whole, so an answer being written meanwhile sends the old body or the new one.
+            self.customers[customer_id] = after
+        if after != before and self.webhooks is not None:
+            self.webhooks.send(after)
+        return True
 
     def get_request(self):
         accepted = super().get_request()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import bulk_views, views
+from customers import bulk_views, views, webhook_views
 
 app_name = "customers"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("bulk/<uuid:batch_id>/export.csv", bulk_views.bulk_export, name="bulk_export"),
     path("<str:customer_ref>/", views.customer_detail, name="detail"),
     path("<uuid:customer_id>/link-copied/", views.link_copied, name="link_copied"),
+    path("<uuid:customer_id>/kyc-changes/", webhook_views.kyc_changes, name="kyc_changes"),
 ]

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from customers import audit
+from customers import audit, history
 from customers.access import lookup_permission_required
 from customers.client import AlignError, customer_get
 from customers.forms import CustomerLookupForm
@@ -68,7 +68,10 @@ def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse
     customer_id = form.cleaned_data["customer_id"]
     if str(customer_id) != customer_ref:
         return redirect("customers:detail", customer_ref=customer_id, permanent=True)
-    return _lookup(request, customer_id, is_refresh=request.GET.get("refresh") == "1")
+    # "1" is staff's Refresh; "auto" the open page refreshing itself (customers/history.py).
+    refresh = request.GET.get("refresh")
+    automatic = refresh == history.AUTOMATIC_REFRESH
+    return _lookup(request, customer_id, is_refresh=refresh == "1" or automatic, automatic=automatic)
 
 
 @require_POST
@@ -93,17 +96,29 @@ def link_copied(request: HtmxHttpRequest, customer_id: uuid.UUID) -> HttpRespons
     return render(request, f"{PAGE_TEMPLATE}#link-copies", context)
 
 
-def _lookup(request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool = False) -> HttpResponse:
+def _lookup(
+    request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool = False, automatic: bool = False
+) -> HttpResponse:
     bind_customer(customer_id)
     context = {
         "form": CustomerLookupForm(initial={"customer_id": customer_id}),
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
-    customer, failure, recorded = _audited_fetch(request, customer_id, is_refresh=is_refresh)
+    customer, failure, recorded = _audited_fetch(
+        request, customer_id, is_refresh=is_refresh, automatic=automatic
+    )
     if customer is not None:
-        context["customer"] = customer
-        context["link_copies"] = audit.link_copies(customer_id=customer_id)
+        before = history.state_before_refresh(request.GET) if automatic else None
+        if (
+            before is not None
+            and before.same_as(history.KycState.of_customer(customer))
+            and _wants_fragment(request)
+        ):
+            # Nothing changed: the card on screen stays as it is, its "last checked" line moves on.
+            return _checked_at(HttpResponse(status=204), context["fetched_at"])
+        context |= card_context(request, customer, context["fetched_at"])
+        context["status_change"] = history.status_change(before, customer, at=context["fetched_at"])
     if failure is not None:
         context["failure"] = failure
     response = _render(
@@ -114,18 +129,35 @@ def _lookup(request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: boo
     )
     if failure and failure.retry_after is not None:
         response["Retry-After"] = str(failure.retry_after)
+    return _checked_at(response, context["fetched_at"]) if automatic else response
+
+
+def card_context(request: HtmxHttpRequest, customer: Customer, fetched_at) -> dict:
+    """What the customer card shows beside the customer: link copies, KYC history, the watch."""
+    kyc_history = history.kyc_history(customer=customer, viewer_id=request.user.pk, seen_at=fetched_at)
+    return {
+        "customer": customer,
+        "link_copies": audit.link_copies(customer_id=customer.customer_id),
+        "kyc_history": kyc_history,
+        "kyc_watch": history.watch_for(customer, kyc_history),
+    }
+
+
+def _checked_at(response: HttpResponse, fetched_at) -> HttpResponse:
+    """When an automatic check ran, for the card's "last checked 14:02", in the dashboard's time zone."""
+    response[history.CHECKED_AT_HEADER] = f"{timezone.localtime(fetched_at):%H:%M}"
     return response
 
 
 def _audited_fetch(
-    request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool
+    request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool, automatic: bool = False
 ) -> tuple[Customer | None, LookupFailure | None, bool]:
     """Ask Align only once the lookup is on record, then record how it ended.
 
     Returns the customer or the failure to show, and whether the lookup was recorded.
     """
     try:
-        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh)
+        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh, automatic=automatic)
     except audit.AuditUnavailable:
         return None, AUDIT_UNAVAILABLE, False
     try:

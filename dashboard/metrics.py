@@ -69,6 +69,11 @@ AUDIT_WRITE_FAILURES = Counter(
     "Audit log rows that could not be written, by action.",
     ["action"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "kycdesk_webhook_deliveries",
+    "Deliveries to /webhooks/align/, by what became of each (customers/webhooks.py: DeliveryResult).",
+    ["result"],
+)
 
 
 def align_result(error: Exception | None) -> str:

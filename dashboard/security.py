@@ -29,6 +29,9 @@ SESSION_STARTED_KEY = "dashboard_signed_in_at"
 SESSION_REFRESHED_KEY = "dashboard_refreshed_at"
 # A request this long after the session's expiry was last moved on saves it, which moves it on.
 SESSION_REFRESH_SECONDS = 60
+# Sent by a page that asks the server by itself (static/js/watch.js): nobody is at work, so such
+# a request does not keep the session from idling out.
+AUTOMATIC_REQUEST_HEADER = "X-Automatic-Request"
 SESSION_ENDED_MESSAGE = (
     "Your session reached its {hours}-hour limit and was ended for security. Log in again to continue."
 )
@@ -66,6 +69,8 @@ class SessionLifetimeMiddleware:
 
     The idle expiry moves on whenever the session is saved; a request more than
     SESSION_REFRESH_SECONDS after the last such move marks the session changed, so it is saved.
+    A page's automatic requests (AUTOMATIC_REQUEST_HEADER) do not: a pending customer's page
+    left open would otherwise keep its session alive until the absolute limit.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -78,7 +83,10 @@ class SessionLifetimeMiddleware:
                 start_session_clock(request)
             elif time.time() - started > settings.DASHBOARD_SESSION_MAX_HOURS * 3600:
                 return self._end_session(request)
-            elif time.time() - request.session.get(SESSION_REFRESHED_KEY, 0) >= SESSION_REFRESH_SECONDS:
+            elif (
+                request.headers.get(AUTOMATIC_REQUEST_HEADER) != "1"
+                and time.time() - request.session.get(SESSION_REFRESHED_KEY, 0) >= SESSION_REFRESH_SECONDS
+            ):
                 request.session[SESSION_REFRESHED_KEY] = time.time()
         return self.get_response(request)
 

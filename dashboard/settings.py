@@ -133,6 +133,22 @@ ALIGN_API_TIMEOUT = env_seconds("ALIGN_API_TIMEOUT", 10.0)
 ALIGN_BULK_CONCURRENCY = env_positive_int("ALIGN_BULK_CONCURRENCY", 8, maximum=32)
 DASHBOARD_USER_AGENT = f"KYC-Desk/{__version__}"
 
+# --- Align's webhooks and pages that update themselves (README: "Webhooks and KYC history") ----
+# POST /webhooks/align/ answers 404 until this is on: an address nobody registered stays shut.
+ALIGN_WEBHOOKS_ENABLED = env_bool("ALIGN_WEBHOOKS_ENABLED", False)
+# Align signs deliveries with the company's API key. While a new key is rolled out, deliveries
+# signed with the one it replaces are still believed; unset this once the switch is done.
+ALIGN_WEBHOOK_PREVIOUS_API_KEY = env_str("ALIGN_WEBHOOK_PREVIOUS_API_KEY")
+# Deliveries per source address per minute, counted in the default cache (shared through Redis).
+ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE = env_positive_int(
+    "ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE", 300, maximum=100_000
+)
+# An open page of a pending customer asks our server for newer webhooks this often; without
+# webhooks it asks Align itself, less often and for a limited time (customers/history.py).
+DASHBOARD_WATCH_POLL_SECONDS = 10
+DASHBOARD_FALLBACK_POLL_SECONDS = 60
+DASHBOARD_FALLBACK_POLL_MINUTES = 30
+
 # --- Django ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

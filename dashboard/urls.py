@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from customers import webhook_views
 from dashboard import health, metrics, security, two_factor
 
 urlpatterns = [
@@ -22,6 +23,8 @@ urlpatterns = [
         name="two_factor_recovery_codes",
     ),
     path("admin/", admin.site.urls),
+    # Align's deliveries: no login, no CSRF; the signature is the authentication (customers/webhooks.py).
+    path("webhooks/align/", webhook_views.align_webhook, name="align_webhook"),
     # For the orchestrator and Prometheus: answered by dashboard.health.ProbeMiddleware, before
     # sessions and login. No trailing slash, as probes are usually written.
     path("healthz", health.healthz, name="healthz"),

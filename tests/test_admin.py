@@ -219,6 +219,7 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("outcome", "Outcome", "Found"),
         ("kyc_status", "KYC status seen", "Approved"),
         ("is_refresh", "Refresh", "Yes"),
+        ("automatic", "Automatic refresh", "No"),
         ("client_ip", "Client IP", "198.51.100.23"),
         ("request_id", "Request ID", "0123456789ab"),
         ("batch", "Bulk lookup", "None: a lookup of one customer"),
@@ -420,6 +421,7 @@ def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane)
         "outcome": "found",
         "kyc_status": "approved",
         "is_refresh": "False",
+        "automatic": "False",
         "client_ip": "198.51.100.23",
         "request_id": "0123456789ab",
     }
@@ -824,3 +826,41 @@ def test_bulk_lookups_are_searched_by_batch_id(admin_client, batch, jane):
     found = admin_client.get(BULK_LIST, {"q": str(batch.pk)}).context["cl"].result_list
     assert [item.pk for item in found] == [batch.pk]
     assert list(admin_client.get(BULK_LIST, {"q": "jane"}).context["cl"].result_list) == []
+
+
+# --- KYC webhook events (issue #13): read-only, for auditors -----------------------------------
+
+WEBHOOK_LIST = "/admin/customers/kycwebhookevent/"
+
+
+@pytest.fixture
+def webhook_event():
+    from customers.models import KycWebhookEvent
+
+    return KycWebhookEvent.objects.create(
+        delivery_key="c" * 64,
+        customer_id=GRACE,
+        event_created_at=timezone.now(),
+        kyc_status="pending",
+        kyc_sub_status="kyc_form_resubmission_required",
+        breakdown=[["usd", "ach", "pending"], ["usd", "swift", "approved"]],
+    )
+
+
+def test_webhook_events_are_listed_in_the_cards_words_and_found_by_customer_id(admin_client, webhook_event):
+    from customers.presentation import short_customer_id
+
+    page = admin_client.get(WEBHOOK_LIST).content.decode()
+    assert "Pending" in page
+    assert short_customer_id(GRACE) in page
+    found = admin_client.get(WEBHOOK_LIST, {"q": str(GRACE)[:8]}).context["cl"].result_list
+    assert [event.pk for event in found] == [webhook_event.pk]
+    assert list(admin_client.get(WEBHOOK_LIST, {"q": "grace"}).context["cl"].result_list) == []
+
+
+def test_a_webhook_event_can_be_read_but_not_added_changed_or_deleted(admin_client, webhook_event):
+    page = admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/change/").content.decode()
+    assert "usd · swift" in page
+    assert 'name="_save"' not in page
+    assert admin_client.get(f"{WEBHOOK_LIST}add/").status_code == 403
+    assert admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/delete/").status_code == 403

@@ -480,6 +480,16 @@ def test_start_lookup_raises_audit_unavailable_on_a_database_error(staff_user, a
         audit.start_lookup(request, ADA, is_refresh=False)
 
 
+@pytest.mark.parametrize(
+    ("query", "automatic"), [("?refresh=auto", True), ("?refresh=1", False), ("", False)]
+)
+def test_only_the_pages_own_refresh_is_recorded_as_automatic(staff_client, serve, query, automatic):
+    """An open page that refreshes itself (customers/history.py) is told apart from staff's Refresh."""
+    serve()
+    staff_client.get(detail_url(ADA) + query)
+    assert only_event().automatic is automatic
+
+
 # --- The Copy link beacon -------------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ STAFF = "Compliance staff"
 AUDITORS = "Compliance auditors"
 EXPECTED_GROUPS = {
     STAFF: {"customers.lookup_customer"},
-    AUDITORS: {"customers.view_auditevent", "customers.export_auditevent"},
+    # Given by 0008 (issue #13): the received webhook events are part of the record auditors read.
+    AUDITORS: {"customers.view_auditevent", "customers.export_auditevent", "customers.view_kycwebhookevent"},
 }
 AUDIT_LOG = "/admin/customers/auditevent/"
 
@@ -142,3 +143,23 @@ def test_0007_can_be_reversed_and_applied_again():
         )
     ]
     assert Permission.objects.filter(codename="export_customer_email").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reversing_0008_takes_the_webhook_events_from_the_auditors_and_reapplying_gives_them_back():
+    latest = latest_customers_migration()
+    # From 0002, so that 0003 makes the groups again (a transactional test before may have emptied them).
+    call_command("migrate", "customers", "0002", verbosity=0)
+    call_command("migrate", "customers", latest[1], verbosity=0)
+    assert group_permissions() == EXPECTED_GROUPS
+    call_command("migrate", "customers", "0007", verbosity=0)
+    assert group_permissions()[AUDITORS] == {"customers.view_auditevent", "customers.export_auditevent"}
+    call_command("migrate", "customers", latest[1], verbosity=0)
+    assert group_permissions() == EXPECTED_GROUPS
+
+
+@pytest.mark.django_db
+def test_a_compliance_auditor_reads_the_webhook_events_and_can_change_none(django_user_model):
+    client = member_of(django_user_model, AUDITORS, is_staff=True)
+    assert client.get("/admin/customers/kycwebhookevent/").status_code == 200
+    assert client.get("/admin/customers/kycwebhookevent/add/").status_code == 403

@@ -284,6 +284,21 @@ def test_requests_within_a_minute_of_the_last_refresh_do_not_write_the_session(s
 
 @sessions_in_the_database
 @pytest.mark.django_db
+def test_a_pages_automatic_requests_do_not_keep_the_session_from_idling_out(staff_user):
+    """An open pending customer's page asks every few seconds (static/js/watch.js): nobody is at work."""
+    client = signed_in_client()
+    key = session_key(client)
+    refreshed_seconds_ago(client, SESSION_REFRESH_SECONDS * 5)
+    soon = timezone.now() + timedelta(minutes=5)
+    Session.objects.filter(pk=key).update(expire_date=soon)
+    assert client.get(SEARCH_URL, headers={"X-Automatic-Request": "1"}).status_code == 200
+    assert Session.objects.get(pk=key).expire_date == soon
+    assert client.get(SEARCH_URL).status_code == 200
+    assert Session.objects.get(pk=key).expire_date > soon
+
+
+@sessions_in_the_database
+@pytest.mark.django_db
 def test_session_past_its_expiry_is_sent_to_login(staff_user):
     client = signed_in_client()
     Session.objects.filter(pk=session_key(client)).update(expire_date=timezone.now() - timedelta(seconds=1))

@@ -253,3 +253,46 @@ def test_bulk_concurrency_is_read(monkeypatch):
 def test_bulk_concurrency_out_of_bounds_fails_at_start_up(monkeypatch, value):
     with pytest.raises(ImproperlyConfigured, match="ALIGN_BULK_CONCURRENCY"):
         load_settings(monkeypatch, **PRODUCTION_LIKE, ALIGN_BULK_CONCURRENCY=value)
+
+
+WEBHOOK_VARIABLES = (
+    "ALIGN_WEBHOOKS_ENABLED",
+    "ALIGN_WEBHOOK_PREVIOUS_API_KEY",
+    "ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE",
+)
+
+
+def test_webhooks_are_off_by_default_with_no_previous_key_and_300_a_minute(monkeypatch):
+    for name in WEBHOOK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE)
+    assert loaded["ALIGN_WEBHOOKS_ENABLED"] is False
+    assert loaded["ALIGN_WEBHOOK_PREVIOUS_API_KEY"] == ""
+    assert loaded["ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE"] == 300
+
+
+def test_webhook_settings_are_read(monkeypatch):
+    loaded = load_settings(
+        monkeypatch,
+        **PRODUCTION_LIKE,
+        ALIGN_WEBHOOKS_ENABLED="1",
+        ALIGN_WEBHOOK_PREVIOUS_API_KEY=" old-key ",
+        ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE="1200",
+    )
+    assert loaded["ALIGN_WEBHOOKS_ENABLED"] is True
+    assert loaded["ALIGN_WEBHOOK_PREVIOUS_API_KEY"] == "old-key"
+    assert loaded["ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE"] == 1200
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE", "0"),
+        ("ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE", "lots"),
+        ("ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE", "100001"),
+        ("ALIGN_WEBHOOKS_ENABLED", "maybe"),
+    ],
+)
+def test_a_bad_webhook_setting_stops_start_up_naming_it(monkeypatch, name, value):
+    with pytest.raises(ImproperlyConfigured, match=name):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, **{name: value})

@@ -1,5 +1,7 @@
 """Serve the local stand-in of the Align Customers API."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,6 +14,16 @@ from customers.stub import (
     StubServer,
     generated_customer_id,
 )
+
+
+def webhook_url(text: str) -> str:
+    """An http(s) URL, or "" (argparse passes the default through here too): no webhooks."""
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("an http(s) URL")
+    return text
 
 
 def generated_count(text: str) -> int:
@@ -47,6 +59,14 @@ class Command(BaseCommand):
             help="Also serve N generated customers with deterministic IDs, for bulk lookups.",
         )
         parser.add_argument(
+            "--webhook-url",
+            type=webhook_url,
+            default="",
+            metavar="URL",
+            help="POST every change of a customer's KYC here as a signed customer.kycs.updated "
+            "delivery, as Align does (e.g. http://127.0.0.1:8000/webhooks/align/).",
+        )
+        parser.add_argument(
             "--print-generated",
             type=generated_count,
             default=None,
@@ -64,6 +84,7 @@ class Command(BaseCommand):
         slow_seconds: float,
         generate: int,
         print_generated: int | None,
+        webhook_url: str,
         **options,
     ):
         if print_generated is not None:
@@ -80,12 +101,18 @@ class Command(BaseCommand):
                 delay=delay,
                 slow_seconds=slow_seconds,
                 generate=generate,
+                webhook_url=webhook_url,
             )
         except OSError as error:
             raise CommandError(f"Cannot listen on {host}:{port}: {error.strerror}") from None
         self.stdout.write(f"Align stand-in serving on {server.base_url} (Api-Key required; Ctrl-C stops it)")
         for customer_id, description in {**DEMO_DESCRIPTIONS, **DRILL_DESCRIPTIONS}.items():
             self.stdout.write(f"  {customer_id}  {description}")
+        delivered = f"; KYC changes are delivered to {webhook_url}" if webhook_url else ""
+        self.stdout.write(
+            '  POST /v0/customers/simulate with {"action": "kyc.status.approve", "customer_id": ...} '
+            f"approves a customer{delivered}"
+        )
         if generate:
             drills = ", ".join(f"{drill} at index {index}" for index, drill in GENERATED_DRILLS.items())
             self.stdout.write(
