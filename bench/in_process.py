@@ -18,6 +18,7 @@ def set_up_django(stand_in, *, database_path: str, static_root: Path, silence_up
         DJANGO_SETTINGS_MODULE="dashboard.settings",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="bench-only-secret-key-bench-only-secret-key",
+        DASHBOARD_AUDIT_HASH_KEY="bench-only-audit-hash-key",
         DJANGO_ALLOWED_HOSTS="testserver",
         DASHBOARD_DB_PATH=database_path,
         # Debug off, pages link the hashed copies that collectstatic writes (see prepare_database).

@@ -10,6 +10,7 @@ times on one line.
 
 import csv
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,13 +20,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from customers import audit, presentation
+from customers.email_search import email_hash_of_text
 from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
 from customers.spreadsheets import spreadsheet_safe
@@ -182,6 +184,10 @@ def batch_lookups_link(batch: BulkLookup) -> SafeString:
     )
 
 
+# A keyed e-mail hash as the audit trail stores it (customers/email_search.py): 64 hex digits.
+EMAIL_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
     """Customer IDs are stored as UUIDs, so match them as IDs rather than as free text."""
     term = search_term.strip()
@@ -230,6 +236,8 @@ class AuditEventAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        # A search by e-mail (issue #14): what it found, and the keyed hash of the address.
+        ("Search by e-mail", {"fields": ["match_count", "matched_customer_ids", "email_hash"]}),
     ]
     readonly_fields = [
         "time",
@@ -240,6 +248,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         "automatic_refresh",
         "bulk_lookup",
         "event_id",
+        "match_count",
+        "matched_customer_ids",
+        "email_hash",
     ]
     list_filter = [
         ("user", UserWithEventsFilter),
@@ -253,7 +264,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["user"]
     search_fields = ["customer_id"]
-    search_help_text = "Customer ID: the whole ID (or a link ending in it), or its first characters."
+    search_help_text = (
+        "Customer ID: the whole ID (or a link ending in it), or its first characters. "
+        "Or an e-mail address: it is hashed with the audit key, as searches by e-mail are stored, "
+        "and matched in any letter case; the address bar then shows the hash, never the e-mail."
+    )
     actions = ["export_csv"]
     list_per_page = 100
     paginator = CappedCountPaginator
@@ -271,6 +286,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="customer ID", ordering="customer_id")
     def short_customer(self, event: AuditEvent) -> SafeString:
         full_id = event.customer_id
+        if full_id is None:  # a search by e-mail that did not find exactly one customer
+            return self.get_empty_value_display()
         return format_html(
             '<code class="audit-id" title="{}">{}</code>', full_id, presentation.short_customer_id(full_id)
         )
@@ -282,7 +299,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="KYC status seen", ordering="kyc_status")
     def kyc_status_seen(self, event: AuditEvent) -> str:
         """The status in the customer card's words; none when no customer was found."""
-        if event.outcome != AuditEvent.Outcome.FOUND:
+        if event.outcome != AuditEvent.Outcome.FOUND or event.customer_id is None:
             return self.get_empty_value_display()
         return badge(presentation.seen_status_badge(event.outcome, event.kyc_status))
 
@@ -328,7 +345,20 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("customers.export_auditevent")
 
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        """An e-mail typed into the search box is swapped for its keyed hash in the address, so it
+        stays out of the browser's history, the page's links and a recorded export's filters."""
+        hashed = email_hash_of_text(request.GET.get("q", ""))
+        if hashed is not None:
+            query = request.GET.copy()
+            query["q"] = hashed
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
+
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        term = search_term.strip().lower()
+        if EMAIL_HASH.fullmatch(term):
+            return queryset.filter(email_hash=term), False
         return search_by_customer_id(queryset, search_term), False
 
     @admin.action(description="Export selected events as CSV", permissions=["export"])

@@ -30,6 +30,8 @@ RECENT_LOOKUPS_SHOWN = 10
 RECENT_LOOKUPS_FIRST_CHUNK = 25
 RECENT_LOOKUPS_SCANNED = 1000
 LINK_COPIES_SHOWN = 5
+# What shows staff a customer's card: a lookup, or a search by e-mail that found exactly that one.
+SHOWN_CUSTOMER_ACTIONS = [AuditEvent.Action.LOOKUP, AuditEvent.Action.EMAIL_SEARCH]
 # A KYC link copy is believed from a user who looked the customer up since signing in, or this
 # recently: sessions that began before the sign-in time was kept still have their lookups count.
 COPY_NEEDS_LOOKUP_WITHIN = timedelta(hours=1)
@@ -43,6 +45,7 @@ _OUTCOMES_BY_ERROR: dict[type[client.AlignError], str] = {
     client.UpstreamUnreachable: Outcome.UNREACHABLE,
     client.UpstreamError: Outcome.UPSTREAM_ERROR,
     client.AlignNotConfigured: Outcome.NOT_CONFIGURED,
+    client.RequestRefused: Outcome.REFUSED,
 }
 
 
@@ -165,7 +168,7 @@ def _shown_lately(request, customer_id: uuid.UUID) -> bool:
         since = min(since, datetime.fromtimestamp(signed_in_at, tz=UTC))
     lookups = AuditEvent.objects.filter(
         customer_id=customer_id,
-        action=AuditEvent.Action.LOOKUP,
+        action__in=SHOWN_CUSTOMER_ACTIONS,
         user=request.user,
         outcome__in=[Outcome.FOUND, Outcome.STARTED],
         occurred_at__gte=since,
@@ -207,7 +210,11 @@ def recent_lookups(user) -> list[AuditEvent] | None:
     and shows the customers found so far. Every read is an index walk of a bounded length, so the
     cost is the same at ten rows or a million.
     """
-    lookups = AuditEvent.objects.filter(user=user, action=AuditEvent.Action.LOOKUP).order_by("-id")
+    # A search by e-mail with one match showed that customer's card, so it counts as its lookup;
+    # these conditions are exactly those of the audit_user_shown_recent index, which it walks.
+    lookups = AuditEvent.objects.filter(
+        user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False
+    ).order_by("-id")
     newest_by_customer: dict[uuid.UUID, AuditEvent] = {}
     chunk_size, scanned = RECENT_LOOKUPS_FIRST_CHUNK, 0
     try:
@@ -302,3 +309,67 @@ def record_bulk_export(
         metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_export").inc()
         logger.exception("Audit: a CSV export of bulk lookup %s could not be recorded", batch_id)
         raise AuditUnavailable from error
+
+
+def start_email_search(actor: Actor, *, email_hash: str) -> AuditEvent:
+    """Record that this user is about to search by e-mail; raise AuditUnavailable if we can't.
+
+    The e-mail itself is never stored: only its keyed hash (customers/email_search.py).
+    """
+    return _write(
+        actor,
+        action=AuditEvent.Action.EMAIL_SEARCH,
+        customer_id=None,
+        outcome=Outcome.STARTED,
+        email_hash=email_hash,
+    )
+
+
+def finish_email_search(
+    event: AuditEvent, *, customers: tuple[Customer, ...] | None = None, error=None
+) -> None:
+    """Record what the search found: the count, the IDs, and the customer shown when one matched.
+
+    Never raises, for the same reason as finish_lookup.
+    """
+    try:
+        if customers is None:
+            event.outcome = outcome_of_failure(error)
+        else:
+            event.outcome = Outcome.FOUND if customers else Outcome.NOT_FOUND
+            event.match_count = len(customers)
+            event.matched_customer_ids = [str(customer.customer_id) for customer in customers]
+            if len(customers) == 1:
+                event.customer_id = customers[0].customer_id
+                event.kyc_status = _kyc_status_seen(customers[0])
+        event.save(
+            update_fields=["outcome", "match_count", "matched_customer_ids", "customer_id", "kyc_status"]
+        )
+    except Exception:
+        metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.EMAIL_SEARCH).inc()
+        logger.exception(
+            "Audit: the outcome of e-mail search %s could not be written; it stays 'started'", event.pk
+        )
+
+
+def start_kyc_session(actor: Actor, customer_id: uuid.UUID) -> AuditEvent:
+    """Record that this user is about to start a new KYC session; raise AuditUnavailable if we can't."""
+    return _write(
+        actor, action=AuditEvent.Action.KYC_SESSION_STARTED, customer_id=customer_id, outcome=Outcome.STARTED
+    )
+
+
+def finish_kyc_session(event: AuditEvent, *, session: client.KycSession | None = None, error=None) -> None:
+    """Record how the start ended and the new KYC status, never the link; never raises."""
+    try:
+        if session is not None:
+            event.outcome = Outcome.SESSION_STARTED
+            event.kyc_status = (
+                AuditEvent.KYC_STATUS_NOT_SENT if session.status is None else str(session.status)[:40]
+            )
+        else:
+            event.outcome = outcome_of_failure(error)
+        event.save(update_fields=["outcome", "kyc_status"])
+    except Exception:
+        metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.KYC_SESSION_STARTED).inc()
+        logger.exception("Audit: the outcome of KYC session start %s could not be written", event.pk)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -26,7 +27,7 @@ import requests
 import urllib3
 from django.conf import settings
 
-from customers.records import Customer, InvalidCustomerData
+from customers.records import Customer, InvalidCustomerData, KycStatus
 from dashboard import metrics
 from dashboard.request_id import current_request_id
 
@@ -58,6 +59,8 @@ class AlignError(Exception):
 
     upstream_status: int | None = None
     attempts: int = 0
+    # True only when the connection failed before the request was written: safe to send again.
+    never_sent: bool = False
 
 
 class AlignNotConfigured(AlignError):
@@ -94,6 +97,17 @@ class UpstreamUnreachable(AlignError):
 
 class InvalidResponse(AlignError):
     """Align answered, but not with a customer record the dashboard can show safely."""
+
+
+class RequestRefused(AlignError):
+    """Align answered 400, 409 or 422: it would not do what was asked (e.g. start a KYC session).
+
+    `align_message` is Align's own `message`, shortened, for the log only: it is never shown to staff.
+    """
+
+    def __init__(self, message: str, *, align_message: str = "") -> None:
+        super().__init__(message)
+        self.align_message = align_message
 
 
 Entry = TypeVar("Entry")
@@ -282,6 +296,171 @@ class AlignClient:
                 raise
         return _parse_customer(body, customer_id)
 
+    def search_customers_by_email(self, email: str) -> tuple[Customer, ...]:
+        """The customers Align holds under this exact e-mail; raise an `AlignError` subclass on failure.
+
+        A GET, so it is retried like a lookup, within one deadline. The e-mail travels only as a
+        query parameter to Align: it is never part of a log line or an exception message.
+        """
+        if not self.config.api_key:
+            raise AlignNotConfigured("ALIGN_API_KEY is not set")
+        deadline = _Deadline(self.config.timeout)
+        try:
+            customers, attempts = self._with_retries(lambda: self._search_attempt(email, deadline), deadline)
+        except AlignError as error:
+            self._log_failure("Align e-mail search failed", None, error, deadline)
+            raise
+        metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(None)).observe(deadline.elapsed())
+        logger.info(
+            "Align e-mail search ok request_id=%s matches=%d attempts=%d elapsed_ms=%d",
+            current_request_id.get(),
+            len(customers),
+            attempts,
+            deadline.elapsed_ms(),
+        )
+        return customers
+
+    def start_kyc_session(self, customer_id: uuid.UUID) -> "KycSession":
+        """Ask Align to start (or restart) the customer's KYC session; its new status and link.
+
+        A POST is not safe to repeat: it is tried again only when the connection failed before
+        the request was written (refused, or no connection within the connect timeout). A read
+        timeout, a reset after sending or a 5xx may have started a session, so they are raised.
+        """
+        if not self.config.api_key:
+            raise AlignNotConfigured("ALIGN_API_KEY is not set")
+        deadline = _Deadline(self.config.timeout)
+        try:
+            session, attempts = self._with_retries(
+                lambda: self._start_session_attempt(customer_id, deadline),
+                deadline,
+                may_retry=lambda error: error.never_sent,
+            )
+        except AlignError as error:
+            self._log_failure("Align KYC session start failed", customer_id, error, deadline)
+            raise
+        metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(None)).observe(deadline.elapsed())
+        # Never the link: it is the customer's way into their KYC, and a log is read by many.
+        logger.info(
+            "Align KYC session started request_id=%s customer_id=%s status=%s attempts=%d elapsed_ms=%d",
+            current_request_id.get(),
+            customer_id,
+            session.status or "-",
+            attempts,
+            deadline.elapsed_ms(),
+        )
+        return session
+
+    def _log_failure(
+        self, what: str, customer_id: uuid.UUID | None, error: AlignError, deadline: _Deadline
+    ) -> None:
+        metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(error)).observe(deadline.elapsed())
+        logger.warning(
+            "%s request_id=%s customer_id=%s failure=%s upstream_status=%s attempts=%d elapsed_ms=%d "
+            "detail=%s align_message=%s",
+            what,
+            current_request_id.get(),
+            customer_id or "-",
+            type(error).__name__,
+            error.upstream_status or "-",
+            error.attempts,
+            deadline.elapsed_ms(),
+            error,
+            getattr(error, "align_message", "") or "-",
+        )
+
+    def _with_retries(self, attempt, deadline: _Deadline, *, may_retry=None):
+        """Run `attempt` until it succeeds or `_wait_before_retry` says stop; (result, attempts).
+
+        `may_retry(error)` narrows what is tried again, for calls that are not safe to repeat.
+        """
+        attempts = 0
+        waited_for_rate_limit = False
+        while True:
+            attempts += 1
+            try:
+                result = attempt()
+            except AlignError as error:
+                error.attempts = attempts
+                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(error)).inc()
+                wait = self._wait_before_retry(error, attempts, waited_for_rate_limit)
+                if may_retry is not None and not may_retry(error):
+                    wait = None
+                if wait is None or deadline.remaining() - wait < MIN_ATTEMPT_SECONDS:
+                    raise
+                metrics.ALIGN_RETRIES.labels(result=metrics.align_result(error)).inc()
+                waited_for_rate_limit = waited_for_rate_limit or isinstance(error, RateLimited)
+            else:
+                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(None)).inc()
+                return result, attempts
+            time.sleep(wait)
+
+    @staticmethod
+    def _timeout(deadline: _Deadline) -> urllib3.Timeout:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise deadline.expired_error()
+        return urllib3.Timeout(connect=min(MAX_CONNECT_SECONDS, remaining), read=remaining, total=remaining)
+
+    def _search_attempt(self, email: str, deadline: _Deadline) -> tuple[Customer, ...]:
+        timeout = self._timeout(deadline)
+        try:
+            response = self.session.get(
+                f"{self.config.base_url}/v0/customers",
+                params={"email": email},
+                headers=self.config.auth_headers,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.Timeout as error:
+            raise deadline.expired_error() from error
+        except requests.RequestException as error:
+            raise UpstreamUnreachable(f"could not connect: {type(error).__name__}") from error
+        with response:
+            try:
+                if response.status_code == 404:
+                    # Align answers an unknown e-mail with an empty list; a 404 means the search
+                    # itself is missing (wrong base URL or API version), not "no such customer".
+                    raise InvalidResponse("the e-mail search answered 404")
+                _raise_for_status(response)
+                _require_json_content_type(response)
+                body = _read_body(response, deadline)
+            except AlignError as error:
+                error.upstream_status = response.status_code
+                raise
+        return _parse_search(body)
+
+    def _start_session_attempt(self, customer_id: uuid.UUID, deadline: _Deadline) -> "KycSession":
+        timeout = self._timeout(deadline)
+        try:
+            response = self.session.post(
+                f"{self.config.base_url}/v0/customers/{customer_id}/kycs",
+                json={},
+                headers=self.config.auth_headers,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            if _never_sent(error):
+                unsent = UpstreamUnreachable(f"could not connect: {type(error).__name__}")
+                unsent.never_sent = True
+                raise unsent from error
+            if isinstance(error, requests.Timeout):
+                raise deadline.expired_error() from error
+            raise UpstreamUnreachable(f"connection failed after sending: {type(error).__name__}") from error
+        with response:
+            try:
+                if response.status_code != 201:
+                    _raise_for_session_status(response, deadline)
+                _require_json_content_type(response)
+                body = _read_body(response, deadline)
+            except AlignError as error:
+                error.upstream_status = response.status_code
+                raise
+        return _parse_session(body)
+
 
 def _raise_for_status(response: requests.Response) -> None:
     status = response.status_code
@@ -412,6 +591,92 @@ def _parse_customer(body: bytes, customer_id: uuid.UUID) -> Customer:
         raise InvalidResponse(f"body does not fit the contract: {error}") from None
 
 
+@dataclass(frozen=True)
+class KycSession:
+    """Align's answer to starting a KYC session: the new overall status and the customer's link."""
+
+    status: KycStatus | str | None
+    kyc_flow_link: str
+
+    def __repr__(self) -> str:
+        return f"KycSession(status={self.status!r}, kyc_flow_link=<hidden>)"
+
+
+# Align's own error message is kept for the log, this long at most, with e-mail addresses masked.
+MAX_ALIGN_MESSAGE_CHARS = 200
+MAX_ERROR_BODY_BYTES = 8 * 1024
+_EMAIL_LIKE = re.compile(r"[^\s@]+@[^\s@]+")
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """Whether urllib3 failed before writing the request: refused, or no connection in time."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if not isinstance(error, requests.ConnectionError) or not error.args:
+        return False
+    reason = getattr(error.args[0], "reason", error.args[0])
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _align_message(response: requests.Response, deadline: _Deadline) -> str:
+    """`message` from a small JSON error body, shortened and with e-mails masked; "" otherwise."""
+    if deadline.remaining() <= 0:
+        return ""
+    try:
+        raw = response.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True)
+        message = json.loads(raw).get("message")
+    except (ValueError, AttributeError, OSError, RecursionError, urllib3.exceptions.HTTPError):
+        return ""
+    if not isinstance(message, str):
+        return ""
+    return _EMAIL_LIKE.sub("<e-mail>", message)[:MAX_ALIGN_MESSAGE_CHARS]
+
+
+def _raise_for_session_status(response: requests.Response, deadline: _Deadline) -> None:
+    """Map a non-201 answer to starting a session as the lookup does, keeping Align's message."""
+    status = response.status_code
+    if status in (400, 409, 422):
+        message = _align_message(response, deadline)
+        raise RequestRefused(f"Align answered {status} to starting a KYC session", align_message=message)
+    if status == 200:
+        raise InvalidResponse("Align answered 200 where 201 Created was expected")
+    _raise_for_status(response)
+
+
+def _parse_json(body: bytes):
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidResponse("body is not JSON") from None
+
+
+def _parse_search(body: bytes) -> tuple[Customer, ...]:
+    data = _parse_json(body)
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise InvalidResponse("body has no items array")
+    customers = []
+    for index, item in enumerate(items):
+        try:
+            customers.append(Customer.from_api(item, customer_id=None))
+        except InvalidCustomerData as error:
+            raise InvalidResponse(f"item {index} does not fit the contract: {error}") from None
+    return tuple(customers)
+
+
+def _parse_session(body: bytes) -> KycSession:
+    data = _parse_json(body)
+    kycs = data.get("kycs") if isinstance(data, dict) else None
+    if not isinstance(kycs, dict):
+        raise InvalidResponse("body has no kycs object")
+    status, link = kycs.get("status"), kycs.get("kyc_flow_link")
+    if not (status is None or isinstance(status, str)) or not isinstance(link, str):
+        raise InvalidResponse("kycs.status or kycs.kyc_flow_link is not a string")
+    if status in KycStatus._value2member_map_:  # a status new to the dashboard stays as sent
+        status = KycStatus(status)
+    return KycSession(status=status, kyc_flow_link=link)
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> int | None:
     """Whole seconds to wait, from Retry-After as delta-seconds or an HTTP date."""
     if not value:
@@ -449,3 +714,13 @@ def get_client() -> AlignClient:
 def customer_get(*, customer_id: uuid.UUID, wait_on_rate_limit: bool = True) -> Customer:
     """Selector: the customer from the configured Align environment."""
     return get_client().get_customer(customer_id, wait_on_rate_limit=wait_on_rate_limit)
+
+
+def customers_search_by_email(*, email: str) -> tuple[Customer, ...]:
+    """Selector: the customers with this exact e-mail in the configured Align environment."""
+    return get_client().search_customers_by_email(email)
+
+
+def kyc_session_start(*, customer_id: uuid.UUID) -> KycSession:
+    """Service: start a new KYC session for the customer in the configured Align environment."""
+    return get_client().start_kyc_session(customer_id)

@@ -22,6 +22,8 @@ class CustomerAccess(models.Model):
             ("lookup_customer", "Can look up Align customers and see their KYC state"),
             # Given to no group by migration: an administrator grants it to whoever needs it.
             ("export_customer_email", "Can export customers' e-mail addresses in bulk lookup CSVs"),
+            # Given to Compliance leads by migration 0009: a new session replaces the customer's link.
+            ("start_kyc_session", "Can start a new KYC session for an Align customer"),
         ]
 
     def __str__(self) -> str:
@@ -39,6 +41,8 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         LOOKUP = "lookup", "Lookup"
         LINK_COPIED = "link_copied", "KYC link copied"
+        EMAIL_SEARCH = "email_search", "Searched by e-mail"
+        KYC_SESSION_STARTED = "kyc_session", "KYC session started"
 
     class Outcome(models.TextChoices):
         # A lookup is recorded before Align is asked; a row left "started" means the outcome
@@ -54,6 +58,8 @@ class AuditEvent(models.Model):
         UPSTREAM_ERROR = "upstream_error", "Align error"
         NOT_CONFIGURED = "not_configured", "API key not configured"
         COPIED = "copied", "Link copied"
+        SESSION_STARTED = "session_started", "New KYC session started"
+        REFUSED = "refused", "Refused by Align"
 
     # Stored in kyc_status when Align sent a KYC record whose overall status was null; an empty
     # kyc_status means the customer has no KYC record at all.
@@ -67,7 +73,8 @@ class AuditEvent(models.Model):
         help_text="Users with audit events cannot be deleted; deactivate them instead.",
     )
     action = models.CharField(max_length=20, choices=Action.choices)
-    customer_id = models.UUIDField("customer ID", db_index=True)
+    # Empty only for a search by e-mail that did not find exactly one customer.
+    customer_id = models.UUIDField("customer ID", db_index=True, null=True, blank=True)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     kyc_status = models.CharField(
         "KYC status seen", max_length=40, blank=True, help_text="Align's overall KYC status, when found."
@@ -85,6 +92,17 @@ class AuditEvent(models.Model):
         related_name="lookups",
         help_text="The bulk lookup this lookup belonged to; empty for a lookup of one customer.",
     )
+    # A search by e-mail: how many customers it found and which, and a keyed hash of the
+    # normalised e-mail (customers/email_search.py), never the e-mail itself.
+    match_count = models.PositiveIntegerField("matches", null=True, blank=True)
+    matched_customer_ids = models.JSONField("matched customer IDs", default=list, blank=True)
+    email_hash = models.CharField(
+        "e-mail hash",
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="HMAC-SHA256 of the searched e-mail under DASHBOARD_AUDIT_HASH_KEY; search it by e-mail.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -99,10 +117,18 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["user", "customer_id", "action", "occurred_at"], name="audit_user_customer_recent"
             ),
+            # "Your recent lookups": the customers this user was shown a card of, by a lookup or by a
+            # search by e-mail with one match, newest first, without sorting a long trail.
+            models.Index(
+                fields=["user", "-id"],
+                name="audit_user_shown_recent",
+                condition=models.Q(action__in=["lookup", "email_search"], customer_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} of {self.customer_id} by {self.user.get_username()}"
+        subject = self.customer_id or f"{self.match_count or 0} customers"
+        return f"{self.get_action_display()} of {subject} by {self.user.get_username()}"
 
 
 class AuditExport(models.Model):

@@ -84,8 +84,8 @@ def kyc_summary(kyc: Kyc | None) -> KycSummary:
             sub_status=None,
             explanation="There is no KYC link to send the customer yet.",
             next_step=(
-                "Align has no KYC for this customer yet. "
-                "Ask an administrator to start a KYC session in Align."
+                "Align has no KYC for this customer yet. A compliance lead can start one with "
+                "Start new KYC session on this card; then send the customer its link."
             ),
         )
     return replace(_status_summary(kyc), rails_note=rails_note(kyc))
@@ -118,7 +118,7 @@ LINK_SENDING_SUB_STATUSES = frozenset({KycSubStatus.FORM_STARTED, KycSubStatus.R
 # When that link is missing or can't be sent, the usual next step would tell staff to send it.
 NO_LINK_TO_SEND = (
     "Align sent no KYC link that can be sent, so there is nothing to send the customer yet. "
-    "Ask an administrator to start a new KYC session in Align."
+    "A compliance lead can start a new KYC session on this card, which gives a new link."
 )
 
 
@@ -344,6 +344,11 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
         "The customer could not be shown safely; the event was logged.",
         502,
     ),
+    client.RequestRefused: LookupFailure(
+        "Align refused to start a new KYC session",
+        "Nothing was changed; the reason was logged. If it keeps happening, tell an administrator.",
+        502,
+    ),
 }
 
 
@@ -422,6 +427,18 @@ def link_offer(kyc: Kyc | None) -> LinkOffer:
     return LinkOffer(
         LinkProminence.SECONDARY, "This KYC status is new to the dashboard: check it before sending the link."
     )
+
+
+def offers_new_kyc_session(kyc: Kyc | None) -> bool:
+    """Whether the card offers Start new KYC session (to those allowed; README: "New KYC sessions").
+
+    Offered when there is nothing to send: no KYC yet, or no link that is a web link; and after a
+    rejection, which Align's flow lets a lead restart. Not while pending with a working link (send
+    that link instead) nor once approved (there is nothing to redo).
+    """
+    if kyc is None or web_link(kyc.kyc_flow_link) is None:
+        return True
+    return kyc.status == KycStatus.REJECTED
 
 
 # A copy this recent may mean the customer already has the link in their inbox.

@@ -128,24 +128,27 @@ class Customer:
         return individual_name or company_name or None
 
     @classmethod
-    def from_api(cls, data: Any, *, customer_id: uuid.UUID) -> "Customer":
-        """Parse a response body for the customer that was asked for."""
+    def from_api(cls, data: Any, *, customer_id: uuid.UUID | None) -> "Customer":
+        """Parse a response body for the customer that was asked for.
+
+        `customer_id=None` for an item of a search by e-mail, where no ID was asked for.
+        """
         body = _require_object(data, "the response body")
         returned_id = _require_string(body, "customer_id")
         if not CANONICAL_UUID.fullmatch(returned_id):
             raise InvalidCustomerData("customer_id is not a UUID")
         parsed_id = uuid.UUID(returned_id)
-        if parsed_id != customer_id:
+        if customer_id is not None and parsed_id != customer_id:
             raise InvalidCustomerData("customer_id differs from the customer that was asked for")
         return cls(
             customer_id=parsed_id,
             email=_require_string(body, "email"),
-            type=_enum(CustomerType, _require_string(body, "type"), "type", customer_id),
+            type=_enum(CustomerType, _require_string(body, "type"), "type", parsed_id),
             first_name=_optional_string(body, "first_name"),
             last_name=_optional_string(body, "last_name"),
             company_name=_optional_string(body, "company_name"),
             address=_parse_address(body.get("address")),
-            kycs=_parse_kyc(body.get("kycs"), customer_id),
+            kycs=_parse_kyc(body.get("kycs"), parsed_id),
         )
 
 

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,12 @@ class DrillId(enum.StrEnum):
 
 def _flow_link(customer_id: str) -> str:
     return f"{STUB_FLOW_BASE}{customer_id}"
+
+
+def _email_key(address: str) -> str:
+    """How the stand-in matches e-mails: the local part exactly, the domain in any case."""
+    local, _, domain = address.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
 
 
 DEMO_CUSTOMERS: dict[str, dict] = {
@@ -223,7 +230,8 @@ DEMO_CUSTOMERS: dict[str, dict] = {
     # A link staff must never click or send: the card shows it as inert text with a warning.
     DemoId.NON_WEB_LINK: {
         "customer_id": DemoId.NON_WEB_LINK,
-        "email": "compliance@ridgeway-analytics.example",
+        # Shared with Falcon Trading on purpose: a search by this e-mail finds several customers.
+        "email": "treasury@falcon-trading.example",
         "type": "corporate",
         "company_name": "Ridgeway Analytics Ltd",
         "address": None,
@@ -396,6 +404,9 @@ def generated_customers(count: int) -> dict[str, dict]:
 
 
 CUSTOMER_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/?$")
+SEARCH_PATH = "/v0/customers"
+KYCS_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/kycs/?$")
+MAX_SESSION_BODY_BYTES = 1024
 
 
 class StubHandler(BaseHTTPRequestHandler):
@@ -409,17 +420,65 @@ class StubHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.count_call()
         try:
-            self._answer()
+            if self.path.split("?", 1)[0].rstrip("/") == SEARCH_PATH:
+                self._search()
+            else:
+                self._answer()
         finally:
             self.server.count_answered()
 
     def do_POST(self) -> None:
-        """Align's sandbox simulation (customers/stub_webhooks.py): approve a customer's KYC."""
+        """Start a KYC session; or Align's sandbox simulation (customers/stub_webhooks.py)."""
         self.server.count_call()
         try:
-            self._simulate()
+            match = KYCS_PATH.match(self.path.split("?", 1)[0])
+            if match:
+                self._start_session(match["customer_id"].lower())
+            else:
+                self._simulate()
         finally:
             self.server.count_answered()
+
+    def _search(self) -> None:
+        """`GET /v0/customers?email=`: every customer with that exact e-mail (domain case-blind)."""
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        if self.headers.get("Api-Key") != self.server.api_key:
+            self._send_json(401, {"message": "Missing or invalid Api-Key"})
+            return
+        emails = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("email", [])
+        if len(emails) != 1 or "@" not in emails[0]:
+            self._send_json(400, {"message": "Give exactly one email query parameter"})
+            return
+        wanted = _email_key(emails[0])
+        items = [body for body in list(self.server.customers.values()) if _email_key(body["email"]) == wanted]
+        self._send_json(200, {"items": items})
+
+    def _start_session(self, customer_id: str) -> None:
+        """`POST /v0/customers/{id}/kycs`: a fresh link; a pending KYC where there was none."""
+        if self.headers.get("Api-Key") != self.server.api_key:
+            self._send_json(401, {"message": "Missing or invalid Api-Key"})
+            return
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_SESSION_BODY_BYTES:
+            self.close_connection = True
+            self._send_json(413, {"message": "Send {} with a Content-Length."})
+            return
+        try:
+            body = json.loads(self.rfile.read(int(length)) or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            self._send_json(400, {"message": "The body must be a JSON object"})
+            return
+        if customer_id in DRILL_DESCRIPTIONS:
+            self._run_drill(customer_id)
+            return
+        kycs = self.server.start_session(customer_id)
+        if kycs is None:
+            self._send_json(404, {"message": "Customer not found"})
+            return
+        self._send_json(201, {"kycs": {"status": kycs["status"], "kyc_flow_link": kycs["kyc_flow_link"]}})
 
     def _simulate(self) -> None:
         if self.path.split("?", 1)[0] != stub_webhooks.SIMULATE_PATH:
@@ -535,6 +594,8 @@ class StubServer(ThreadingHTTPServer):
             if generated_drill(index) is not None
         }
         self._rate_limited_once: set[str] = set()
+        # Numbers each new KYC session's link, so every start gives a link not seen before.
+        self._sessions_started = 0
         # How many requests arrived, so tests can tell whether (and how often) the dashboard called.
         self.calls = 0
         # How many are being answered right now, and the most at once: a bulk lookup's bound.
@@ -573,6 +634,30 @@ class StubServer(ThreadingHTTPServer):
         if after != before and self.webhooks is not None:
             self.webhooks.send(after)
         return True
+
+    def start_session(self, customer_id: str) -> dict | None:
+        """Give the customer a fresh KYC link, as Align does; None for an unknown customer.
+
+        No KYC yet: a pending one. Rejected: restarted as pending. Otherwise the status stays and
+        only the link changes. The change is kept for this process and sent as a webhook.
+        """
+        with self._calls_lock:
+            before = self.customers.get(customer_id)
+            if before is None:
+                return None
+            self._sessions_started += 1
+            link = f"{_flow_link(customer_id)}?session={self._sessions_started}"
+            after = copy.deepcopy(before)
+            kycs = after.get("kycs")
+            if kycs is None or kycs.get("status") == "rejected":
+                kycs = {"status": "pending", "kyc_flow_link": link, "status_breakdown": []}
+            else:
+                kycs["kyc_flow_link"] = link
+            after["kycs"] = kycs
+            self.customers[customer_id] = after
+        if self.webhooks is not None:
+            self.webhooks.send(after)
+        return kycs
 
     def get_request(self):
         accepted = super().get_request()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import bulk_views, views, webhook_views
+from customers import bulk_views, kyc_sessions, views, webhook_views
 
 app_name = "customers"
 
@@ -13,5 +13,6 @@ urlpatterns = [
     path("bulk/<uuid:batch_id>/export.csv", bulk_views.bulk_export, name="bulk_export"),
     path("<str:customer_ref>/", views.customer_detail, name="detail"),
     path("<uuid:customer_id>/link-copied/", views.link_copied, name="link_copied"),
+    path("<uuid:customer_id>/kyc-session/", kyc_sessions.start_kyc_session, name="kyc_session"),
     path("<uuid:customer_id>/kyc-changes/", webhook_views.kyc_changes, name="kyc_changes"),
 ]

@@ -20,7 +20,8 @@ from django_htmx.middleware import HtmxDetails
 from customers import audit, history
 from customers.access import lookup_permission_required
 from customers.client import AlignError, customer_get
-from customers.forms import CustomerLookupForm
+from customers.email_search import search_by_email
+from customers.forms import EMAIL_NOT_IN_LINKS, CustomerLookupForm, EmailQuery
 from customers.presentation import AUDIT_UNAVAILABLE, INVALID_INPUT, LookupFailure, describe_failure
 from customers.records import Customer
 from customers.stub import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
@@ -52,6 +53,10 @@ def customer_search(request: HtmxHttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _invalid_input(request, form)
     customer_id = form.cleaned_data["customer_id"]
+    if isinstance(customer_id, EmailQuery):
+        if request.method != "POST":
+            return _email_in_link(request)
+        return _email_search(request, customer_id)
     if not _wants_fragment(request):
         return redirect("customers:detail", customer_ref=customer_id)
     response = _lookup(request, customer_id)
@@ -66,6 +71,8 @@ def customer_detail(request: HtmxHttpRequest, customer_ref: str) -> HttpResponse
     if not form.is_valid():
         return _invalid_input(request, form)
     customer_id = form.cleaned_data["customer_id"]
+    if isinstance(customer_id, EmailQuery):
+        return _email_in_link(request)
     if str(customer_id) != customer_ref:
         return redirect("customers:detail", customer_ref=customer_id, permanent=True)
     # "1" is staff's Refresh; "auto" the open page refreshing itself (customers/history.py).
@@ -141,6 +148,39 @@ def card_context(request: HtmxHttpRequest, customer: Customer, fetched_at) -> di
         "kyc_history": kyc_history,
         "kyc_watch": history.watch_for(customer, kyc_history),
     }
+
+
+def _email_search(request: HtmxHttpRequest, query: EmailQuery) -> HttpResponse:
+    """One match is the customer's card, several a list, none a sentence; the e-mail stays out of
+    every URL, title and log line, so the address pushed is the customer's ID or the search page."""
+    fetched_at = timezone.now()
+    found = search_by_email(request, query)
+    context = {"form": CustomerLookupForm(), "fetched_at": fetched_at, "email_search": True}
+    push_url = reverse("customers:search")
+    status = 200
+    if found.failure is not None:
+        context["failure"], status = found.failure, found.failure.status
+    elif len(found.customers) == 1:
+        customer = found.customers[0]
+        bind_customer(customer.customer_id)
+        context |= card_context(request, customer, fetched_at) | {"customer_id": customer.customer_id}
+        push_url = reverse("customers:detail", kwargs={"customer_ref": customer.customer_id})
+    else:
+        context["matches"] = found.customers
+    response = _render(request, context, status=status, lookup_recorded=found.recorded)
+    if _wants_fragment(request):
+        response["HX-Push-Url"] = push_url
+    if found.failure and found.failure.retry_after is not None:
+        response["Retry-After"] = str(found.failure.retry_after)
+    return response
+
+
+def _email_in_link(request: HtmxHttpRequest) -> HttpResponse:
+    """An e-mail in a URL is refused like invalid input, and not echoed back into the field."""
+    form = CustomerLookupForm()
+    form.cleaned_data = {}
+    form.add_error("customer_id", EMAIL_NOT_IN_LINKS)
+    return _invalid_input(request, form)
 
 
 def _checked_at(response: HttpResponse, fetched_at) -> HttpResponse:

@@ -116,6 +116,18 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105  (debug only; never in production)
 
+# The key of the audit trail's e-mail hashes (README: "Searching by e-mail"). Its own secret, not
+# SECRET_KEY: rotating the secret key must not make past searches unfindable, and the other way round.
+DASHBOARD_AUDIT_HASH_KEY = env_str("DASHBOARD_AUDIT_HASH_KEY")
+if not DASHBOARD_AUDIT_HASH_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DASHBOARD_AUDIT_HASH_KEY is not set. Set it to a long random value, kept as safe as the "
+            'audit log itself (python -c "import secrets; print(secrets.token_urlsafe(50))"), '
+            "or set DJANGO_DEBUG=1 for local development only."
+        )
+    DASHBOARD_AUDIT_HASH_KEY = "kyc-desk-audit-hash-local-development-only"  # debug only; never in production
+
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 # --- Align Customers API -------------------------------------------------------------------

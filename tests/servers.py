@@ -55,6 +55,7 @@ def deployment_variables(work_dir: Path, *, align_url: str, align_key: str) -> d
     process started with it (instances side by side, a restart) accepts the others' sessions."""
     return {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DASHBOARD_AUDIT_HASH_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_HTTPS_ONLY": "0",
         "DASHBOARD_REQUIRE_2FA": "0",

@@ -14,6 +14,7 @@ from pathlib import Path
 TEST_ENVIRONMENT = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "tests-only-secret-key-not-used-anywhere-else",
+    "DASHBOARD_AUDIT_HASH_KEY": "tests-only-audit-hash-key",
     "DJANGO_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
     "ALIGN_API_BASE_URL": "https://align.invalid",
     "ALIGN_API_KEY": "test-api-key-5f1c9e0d7a",

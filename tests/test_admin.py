@@ -224,6 +224,9 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("request_id", "Request ID", "0123456789ab"),
         ("batch", "Bulk lookup", "None: a lookup of one customer"),
         ("id", "Audit event ID", str(event.pk)),
+        ("match_count", "Matches", "-"),
+        ("matched_customer_ids", "Matched customer IDs", "-"),
+        ("email_hash", "E-mail hash", "-"),
     ]
     assert {name for name, _, _ in shown} == {field.name for field in AuditEvent._meta.concrete_fields}
     assert event_page_rows(admin_client.get(change_url(event))) == [(label, text) for _, label, text in shown]

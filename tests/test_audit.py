@@ -751,6 +751,7 @@ OUTCOMES_BY_ERROR = [
     (client.UpstreamUnreachable, Outcome.UNREACHABLE),
     (client.UpstreamError, Outcome.UPSTREAM_ERROR),
     (client.AlignNotConfigured, Outcome.NOT_CONFIGURED),
+    (client.RequestRefused, Outcome.REFUSED),
 ]
 
 
@@ -1106,7 +1107,9 @@ def test_recent_lookups_walk_the_user_index_newest_first_without_grouping_or_sor
         audit.recent_lookups(staff_user)
     (query,) = queries.captured_queries
     plan = sqlite_plan(query["sql"])
-    assert "USING INDEX audit_user_action_recent (user_id=? AND action=?)" in plan
+    # The partial index holds exactly the rows that showed a customer (issue #14: lookups and
+    # one-match searches by e-mail), newest first per user.
+    assert "USING INDEX audit_user_shown_recent (user_id=?)" in plan
     assert "TEMP B-TREE" not in plan
     assert "LIMIT" in query["sql"]
 

@@ -30,7 +30,7 @@ def test_wrong_password_shows_an_error_and_right_one_lands_in_the_id_field(
     page.get_by_label("Password").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(f"{dashboard_url}/customers/")
-    expect(page.get_by_label("Customer ID", exact=True)).to_be_focused()
+    expect(page.get_by_label("Customer ID or e-mail", exact=True)).to_be_focused()
 
 
 def test_logout_returns_to_login_and_back_shows_no_customer_data(logged_in_page, dashboard_url):

@@ -78,7 +78,7 @@ def test_keyboard_reaches_field_submit_refresh_and_copy_link_with_visible_focus(
 
 def test_enter_in_the_field_looks_up_without_a_mouse(logged_in_page):
     page = logged_in_page
-    expect(page.get_by_label("Customer ID", exact=True)).to_be_focused()
+    expect(page.get_by_label("Customer ID or e-mail", exact=True)).to_be_focused()
     page.keyboard.type(ADA)
     page.keyboard.press("Enter")
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")

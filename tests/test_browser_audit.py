@@ -29,7 +29,7 @@ COPY_LINK = "button[data-copy-source='#kyc-flow-link']"
 
 
 def look_up(page: Page, text: str) -> None:
-    field = page.get_by_label("Customer ID", exact=True)
+    field = page.get_by_label("Customer ID or e-mail", exact=True)
     field.fill(text)
     field.press("Enter")
 

@@ -91,7 +91,7 @@ def test_whole_workflow_runs_under_the_policy_without_a_single_violation(
 
     # Search through the form: htmx swaps the card in, so htmx works under the policy.
     page.evaluate("window.__noReload = true")
-    field = page.get_by_label("Customer ID", exact=True)
+    field = page.get_by_label("Customer ID or e-mail", exact=True)
     field.fill(ADA)
     with page.expect_response(
         lambda response: response.request.method == "POST" and response.url.endswith("/customers/")
@@ -130,8 +130,8 @@ def test_htmx_runs_without_injected_styles_eval_or_script_execution(
     page = browser_page
     page.goto(f"{dashboard_url}/accounts/login/")
     log_in(page, dashboard_url)
-    page.get_by_label("Customer ID", exact=True).fill(ADA)
-    page.get_by_label("Customer ID", exact=True).press("Enter")
+    page.get_by_label("Customer ID or e-mail", exact=True).fill(ADA)
+    page.get_by_label("Customer ID or e-mail", exact=True).press("Enter")
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
     config = page.evaluate(
         """() => ({

@@ -687,3 +687,91 @@ def test_credentials_in_netrc_are_never_sent_beside_the_api_key(
 
     assert "Authorization" not in align.calls[0].request.headers
     assert align.calls[0].request.headers["Api-Key"] == "k"
+
+
+# --- Search by e-mail and KYC sessions (issue #14) ------------------------------------------------
+
+SEARCHED_EMAIL = "jane.doe+kyc@example.com"
+
+
+def test_search_sends_the_email_as_a_query_parameter_with_the_key(align, settings, demo_body):
+    align.get(
+        f"{settings.ALIGN_API_BASE_URL}/v0/customers",
+        match=[
+            matchers.query_param_matcher({"email": SEARCHED_EMAIL}),
+            matchers.header_matcher({"Api-Key": TEST_API_KEY}),
+        ],
+        json={"items": [demo_body(ADA), demo_body(DemoId.FORM_STARTED)]},
+    )
+    found = client.customers_search_by_email(email=SEARCHED_EMAIL)
+    assert [str(customer.customer_id) for customer in found] == [ADA, DemoId.FORM_STARTED]
+
+
+def test_search_logs_the_count_and_never_the_email(align, settings, demo_body, caplog):
+    caplog.set_level(logging.INFO, logger="customers.client")
+    align.get(f"{settings.ALIGN_API_BASE_URL}/v0/customers", json={"items": [demo_body(ADA)]})
+    client.customers_search_by_email(email=SEARCHED_EMAIL)
+    assert "matches=1" in caplog.text
+    assert "jane" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[{"customer_id": ADA}], [None], "not a list"],
+    ids=["item-missing-fields", "null-item", "items-not-a-list"],
+)
+def test_search_refuses_a_malformed_answer_without_naming_the_email(align, settings, items, caplog):
+    align.get(f"{settings.ALIGN_API_BASE_URL}/v0/customers", json={"items": items})
+    with pytest.raises(InvalidResponse) as raised:
+        client.customers_search_by_email(email=SEARCHED_EMAIL)
+    assert "jane" not in str(raised.value)
+    assert "jane" not in caplog.text
+
+
+def test_start_kyc_session_posts_an_empty_object_and_reads_the_new_session(align, settings):
+    align.post(
+        f"{settings.ALIGN_API_BASE_URL}/v0/customers/{ADA}/kycs",
+        match=[matchers.json_params_matcher({}), matchers.header_matcher({"Api-Key": TEST_API_KEY})],
+        status=201,
+        json={"kycs": {"status": "pending", "kyc_flow_link": "https://kyc.example/flow/x"}},
+    )
+    session = client.kyc_session_start(customer_id=ADA_ID)
+    assert session.status is KycStatus.PENDING
+    assert session.kyc_flow_link == "https://kyc.example/flow/x"
+
+
+def test_start_kyc_session_keeps_aligns_message_for_the_log_masked_and_short(align, settings, caplog):
+    message = "Customer jane@example.com cannot restart: " + "x" * 500
+    align.post(
+        f"{settings.ALIGN_API_BASE_URL}/v0/customers/{ADA}/kycs", status=422, json={"message": message}
+    )
+    with pytest.raises(client.RequestRefused) as raised:
+        client.kyc_session_start(customer_id=ADA_ID)
+    assert raised.value.align_message.startswith("Customer <e-mail> cannot restart: xxx")
+    assert len(raised.value.align_message) == client.MAX_ALIGN_MESSAGE_CHARS
+    assert "jane@example.com" not in str(raised.value)
+    assert "jane@example.com" not in caplog.text
+    assert "align_message=Customer <e-mail> cannot restart" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"kycs": None}, {"kycs": {"status": "pending"}}, {"kycs": {"status": 3, "kyc_flow_link": "x"}}, []],
+    ids=["kycs-null", "no-link", "status-not-a-string", "array"],
+)
+def test_start_kyc_session_refuses_a_malformed_answer(align, settings, body):
+    align.post(f"{settings.ALIGN_API_BASE_URL}/v0/customers/{ADA}/kycs", status=201, json=body)
+    with pytest.raises(InvalidResponse):
+        client.kyc_session_start(customer_id=ADA_ID)
+
+
+def test_start_kyc_session_never_logs_the_link(align, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    align.post(
+        f"{settings.ALIGN_API_BASE_URL}/v0/customers/{ADA}/kycs",
+        status=201,
+        json={"kycs": {"status": "pending", "kyc_flow_link": "https://kyc.example/flow/secret-token"}},
+    )
+    client.kyc_session_start(customer_id=ADA_ID)
+    assert "secret-token" not in caplog.text
+    assert "Align KYC session started" in caplog.text

@@ -5,6 +5,7 @@ that the lookup ended within its deadline, leaving no thread or socket behind.
 """
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -235,3 +236,67 @@ def test_the_auth_header_reaches_the_server_and_the_key_nowhere_else(
     assert f"Api-Key: {settings.ALIGN_API_KEY}".encode() in server.requests[0]
     assert settings.ALIGN_API_KEY not in caplog.text
     assert settings.ALIGN_API_KEY.encode() not in response.content
+
+
+# --- Starting a KYC session (issue #14): a POST is repeated only if it was never sent ------------
+
+SESSION_BODY = {"kycs": {"status": "pending", "kyc_flow_link": "https://kyc.example/flow/new"}}
+
+
+def start_session() -> client.KycSession:
+    return client.kyc_session_start(customer_id=uuid.UUID(ADA))
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        pytest.param(faults.reset_connection(), id="reset-after-reading-the-request"),
+        pytest.param(faults.close_mid_body(), id="closed-mid-answer"),
+        pytest.param(faults.respond(503, {}), id="503"),
+    ],
+)
+def test_a_start_that_reached_align_is_never_sent_again(align_faults, behaviour):
+    server = align_faults(behaviour, faults.respond(201, SESSION_BODY))
+    with pytest.raises(client.AlignError) as raised:
+        start_session()
+    assert len(server.requests) == 1
+    assert raised.value.attempts == 1
+    assert server.requests[0].startswith(b"POST /v0/customers/" + ADA.encode() + b"/kycs ")
+
+
+def test_a_start_that_times_out_waiting_for_the_answer_is_not_sent_again(align_faults):
+    server = align_faults(faults.respond(201, SESSION_BODY, after=5))
+    started = time.monotonic()
+    with pytest.raises(client.UpstreamTimeout):
+        start_session()
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert len(server.requests) == 1
+
+
+def test_a_start_whose_connection_was_refused_is_tried_again_within_the_deadline(settings):
+    with socket.socket() as probe:  # a port nobody listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.ALIGN_API_BASE_URL = f"http://127.0.0.1:{port}"
+    settings.ALIGN_API_TIMEOUT = DEADLINE
+    started = time.monotonic()
+    with pytest.raises(client.UpstreamUnreachable) as raised:
+        start_session()
+    assert raised.value.attempts == 1 + client.MAX_RETRIES
+    assert raised.value.never_sent
+    assert time.monotonic() - started < DEADLINE + MARGIN
+
+
+def test_a_start_answered_201_gives_the_new_session(align_faults):
+    align_faults(faults.respond(201, SESSION_BODY))
+    session = start_session()
+    assert session.kyc_flow_link == "https://kyc.example/flow/new"
+    assert "flow/new" not in repr(session)
+
+
+def test_a_search_whose_connection_dropped_is_retried_as_a_get(align_faults):
+    server = align_faults(faults.reset_connection(), faults.respond(200, {"items": [ADA_BODY]}))
+    (customer,) = client.customers_search_by_email(email="ada.lovelace@example.com")
+    assert str(customer.customer_id) == ADA
+    assert len(server.requests) == 2
+    assert all(b"email=ada.lovelace%40example.com" in request for request in server.requests)

@@ -23,6 +23,7 @@ def production_environment(tmp_path) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DASHBOARD_AUDIT_HASH_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "kyc-desk.example.com",
         "ALIGN_API_KEY": "deploy-check-key",
         "DJANGO_BEHIND_TLS_PROXY": "1",

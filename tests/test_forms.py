@@ -4,7 +4,14 @@ import uuid
 
 import pytest
 
-from customers.forms import EXAMPLE_CUSTOMER_ID, CustomerLookupForm, parse_customer_reference
+from customers.forms import (
+    EXAMPLE_CUSTOMER_ID,
+    NOT_AN_ID_OR_EMAIL,
+    CustomerLookupForm,
+    EmailQuery,
+    parse_customer_reference,
+    parse_email,
+)
 
 CANONICAL = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 OTHER = "8c4b1d2e-5f6a-4b7c-8d9e-0a1b2c3d4e5f"
@@ -162,3 +169,78 @@ def test_lookup_form_requires_a_customer_id(data):
     form = CustomerLookupForm(data)
     assert not form.is_valid()
     assert form.errors["customer_id"] == ["Paste a customer ID first."]
+
+
+# --- An e-mail address searches by e-mail (issue #14) ----------------------------------------------
+
+
+def cleaned(text: str):
+    form = CustomerLookupForm({"customer_id": text})
+    assert form.is_valid(), form.errors
+    return form.cleaned_data["customer_id"]
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("jane@example.com", "jane@example.com"),
+        ("  jane.doe+kyc@example.com \n", "jane.doe+kyc@example.com"),
+        ("Jane.Doe@EXAMPLE.COM", "Jane.Doe@example.com"),
+        ("jane@bücher.example", "jane@xn--bcher-kva.example"),
+        ("jane@BÜCHER.example", "jane@xn--bcher-kva.example"),
+        ("jane@xn--bcher-kva.example", "jane@xn--bcher-kva.example"),
+        ("o'brien@sub.example.co.uk", "o'brien@sub.example.co.uk"),
+    ],
+)
+def test_an_email_address_is_an_email_search_with_a_normalised_domain(text, sent):
+    query = cleaned(text)
+    assert isinstance(query, EmailQuery)
+    assert query.address == sent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CANONICAL,
+        CANONICAL.replace("-", ""),
+        f"urn:uuid:{CANONICAL}",
+        f"https://dashboard.example/customers/{CANONICAL}/",
+        f"https://user@dashboard.example/customers/{CANONICAL}",
+        f"/customers/{CANONICAL}/",
+    ],
+)
+def test_ids_and_links_ending_in_ids_stay_customer_ids(text):
+    assert cleaned(text) == uuid.UUID(CANONICAL)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jane@example",
+        "jane@",
+        "@example.com",
+        "jane@@example.com",
+        "jane doe@example.com",
+        "mailto:jane@example.com",
+    ],
+)
+def test_almost_an_email_is_refused_with_words_that_mention_both(text):
+    form = CustomerLookupForm({"customer_id": text})
+    assert not form.is_valid()
+    assert form.errors["customer_id"] == [NOT_AN_ID_OR_EMAIL % {"example": EXAMPLE_CUSTOMER_ID}]
+
+
+def test_input_without_an_at_sign_keeps_todays_words():
+    form = CustomerLookupForm({"customer_id": "nope"})
+    assert not form.is_valid()
+    assert form.errors["customer_id"][0].startswith("Not a customer ID. Paste")
+
+
+def test_the_field_is_labelled_for_both():
+    assert CustomerLookupForm().fields["customer_id"].label == "Customer ID or e-mail"
+
+
+def test_an_email_query_never_shows_its_address_in_a_repr_or_str():
+    query = parse_email("jane@example.com")
+    assert "jane" not in repr(query)
+    assert "jane" not in str(query)

@@ -163,3 +163,32 @@ def test_a_compliance_auditor_reads_the_webhook_events_and_can_change_none(djang
     client = member_of(django_user_model, AUDITORS, is_staff=True)
     assert client.get("/admin/customers/kycwebhookevent/").status_code == 200
     assert client.get("/admin/customers/kycwebhookevent/add/").status_code == 403
+
+
+LEADS = "Compliance leads"
+
+
+@pytest.mark.django_db
+def test_compliance_leads_may_look_up_and_start_kyc_sessions():
+    group = Group.objects.get(name=LEADS)
+    assert {
+        f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")
+    } == {
+        "customers.lookup_customer",
+        "customers.start_kyc_session",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0009_can_be_reversed_and_applied_again():
+    call_command("migrate", "customers", "0008", verbosity=0)
+    assert not Group.objects.filter(name=LEADS).exists()
+    columns = [
+        column.name
+        for column in connection.introspection.get_table_description(
+            connection.cursor(), "customers_auditevent"
+        )
+    ]
+    assert "email_hash" not in columns
+    call_command("migrate", "customers", latest_customers_migration()[1], verbosity=0)
+    assert Group.objects.get(name=LEADS).permissions.count() == 2

@@ -56,7 +56,8 @@ def test_null_kycs_means_kyc_not_started():
 
 def test_not_started_tells_staff_who_can_start_a_kyc_session():
     assert kyc_summary(None).next_step == (
-        "Align has no KYC for this customer yet. Ask an administrator to start a KYC session in Align."
+        "Align has no KYC for this customer yet. A compliance lead can start one with "
+        "Start new KYC session on this card; then send the customer its link."
     )
 
 
@@ -442,6 +443,7 @@ FAILURES = [
     (client.UpstreamError, "Align is unavailable", 502),
     (client.UpstreamUnreachable, "Align is unavailable", 503),
     (client.InvalidResponse, "Unexpected response from Align", 502),
+    (client.RequestRefused, "Align refused to start a new KYC session", 502),
 ]
 
 
@@ -775,7 +777,7 @@ def test_web_link_refuses_a_user_name_before_the_host(link):
 def test_next_step_never_says_to_send_a_link_that_cannot_be_sent(sub_status, link):
     summary = kyc_summary(replace(kyc(KycStatus.PENDING, sub_status), kyc_flow_link=link))
     assert summary.next_step.startswith("Align sent no KYC link that can be sent")
-    assert "Ask an administrator to start a new KYC session in Align." in summary.next_step
+    assert "A compliance lead can start a new KYC session on this card" in summary.next_step
 
 
 def test_under_review_without_a_link_still_waits_for_align():

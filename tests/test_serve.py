@@ -253,7 +253,7 @@ def test_without_a_secret_key_it_fails_naming_the_variable(serve_env):
 def load_settings(monkeypatch, **environment: str) -> dict:
     """Evaluate dashboard/settings.py afresh, debug or not, with no DASHBOARD_STATIC_ROOT unless given."""
     monkeypatch.delenv("DASHBOARD_STATIC_ROOT", raising=False)
-    environment = {"DJANGO_SECRET_KEY": "x" * 50} | environment
+    environment = {"DJANGO_SECRET_KEY": "x" * 50, "DASHBOARD_AUDIT_HASH_KEY": "y" * 50} | environment
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(PROJECT_DIR / "dashboard" / "settings.py"))

@@ -51,6 +51,23 @@ def test_secret_key_is_required_when_debug_is_off(monkeypatch):
         load_settings(monkeypatch, DJANGO_DEBUG="0")
 
 
+def test_audit_hash_key_is_required_when_debug_is_off(monkeypatch):
+    monkeypatch.delenv("DASHBOARD_AUDIT_HASH_KEY", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="DASHBOARD_AUDIT_HASH_KEY is not set"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE)
+
+
+def test_debug_runs_without_an_audit_hash_key(monkeypatch):
+    monkeypatch.delenv("DASHBOARD_AUDIT_HASH_KEY", raising=False)
+    loaded = load_settings(monkeypatch, DJANGO_DEBUG="1")
+    assert loaded["DASHBOARD_AUDIT_HASH_KEY"]
+
+
+def test_audit_hash_key_is_read_from_the_environment(monkeypatch):
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_AUDIT_HASH_KEY="k" * 40)
+    assert loaded["DASHBOARD_AUDIT_HASH_KEY"] == "k" * 40
+
+
 def test_debug_runs_without_a_secret_key(monkeypatch):
     loaded = load_settings(monkeypatch, DJANGO_DEBUG="1")
     assert loaded["DEBUG"] is True

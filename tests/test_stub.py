@@ -1,7 +1,9 @@
 """The local stand-in of the Align API answers per the contract, over real HTTP."""
 
+import json
 import threading
 import uuid
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -24,7 +26,7 @@ from customers.stub import (
     generated_drill,
     serving,
 )
-from tests.test_contract_data import RESPONSE_SCHEMA
+from tests.test_contract_data import RESPONSE_SCHEMA, openapi_to_json_schema
 
 STUB_KEY = "stand-in-test-key"
 
@@ -297,3 +299,104 @@ def test_print_generated_lists_the_ids_to_paste(capsys):
 def test_generate_refuses_a_count_out_of_range(count):
     with pytest.raises(CommandError):
         call_command("align_stub", "--generate", count)
+
+
+# --- Search by e-mail and KYC sessions (issue #14), checked against their contract files --------
+
+CONTRACT_DIR = Path(__file__).resolve().parent / "contract"
+
+
+def contract_answer_schema(name: str, path: str, method: str, status: str) -> dict:
+    """The answer's schema from a contract file, its `$ref`s to the customer model resolved."""
+    document = json.loads((CONTRACT_DIR / name).read_text())
+    schema = document["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    text = json.dumps(schema).replace(
+        '{"$ref": "align-customers-openapi.json#/components/schemas/GetCustomerResponseSuccessModel"}',
+        json.dumps(RESPONSE_SCHEMA),
+    )
+    return openapi_to_json_schema(json.loads(text))
+
+
+SEARCH_SCHEMA = contract_answer_schema("align-customers-search.json", "/v0/customers", "get", "200")
+SESSION_SCHEMA = contract_answer_schema(
+    "align-kyc-sessions.json", "/v0/customers/{customer_id}/kycs", "post", "201"
+)
+
+
+def search(stub, email, key=STUB_KEY) -> requests.Response:
+    return requests.get(
+        f"{stub.base_url}/v0/customers", params={"email": email}, headers={"Api-Key": key}, timeout=5
+    )
+
+
+def start_session(stub, customer_id, key=STUB_KEY) -> requests.Response:
+    return requests.post(
+        f"{stub.base_url}/v0/customers/{customer_id}/kycs", json={}, headers={"Api-Key": key}, timeout=5
+    )
+
+
+def test_the_contract_files_name_their_source():
+    for name in ("align-customers-search.json", "align-kyc-sessions.json"):
+        document = json.loads((CONTRACT_DIR / name).read_text())
+        assert "issue #14" in document["info"]["description"]
+        assert "issue #14" in document["x-source"]
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("ada.lovelace@example.com", [DemoId.INDIVIDUAL_APPROVED]),
+        ("ada.lovelace@EXAMPLE.com", [DemoId.INDIVIDUAL_APPROVED]),
+        ("treasury@falcon-trading.example", [DemoId.CORPORATE_APPROVED, DemoId.NON_WEB_LINK]),
+        ("Ada.Lovelace@example.com", []),  # the local part matches exactly
+        ("nobody@example.com", []),
+    ],
+)
+def test_search_by_email_finds_exact_matches_and_fits_the_contract(stub, email, expected):
+    response = search(stub, email)
+    assert response.status_code == 200
+    jsonschema.Draft7Validator(SEARCH_SCHEMA, format_checker=jsonschema.FormatChecker()).validate(
+        response.json()
+    )
+    assert [item["customer_id"] for item in response.json()["items"]] == [
+        str(demo_id) for demo_id in expected
+    ]
+
+
+def test_search_by_email_needs_the_key_and_an_email(stub):
+    assert search(stub, "ada.lovelace@example.com", key="wrong").status_code == 401
+    response = requests.get(f"{stub.base_url}/v0/customers", headers={"Api-Key": STUB_KEY}, timeout=5)
+    assert response.status_code == 400
+
+
+def test_starting_a_session_without_kyc_makes_a_pending_kyc_with_a_fresh_link(stub):
+    response = start_session(stub, DemoId.KYC_NOT_STARTED)
+    assert response.status_code == 201
+    jsonschema.validate(response.json(), SESSION_SCHEMA)
+    kycs = response.json()["kycs"]
+    assert kycs["status"] == "pending"
+    assert web_link(kycs["kyc_flow_link"])
+    after = get(stub, DemoId.KYC_NOT_STARTED).json()
+    jsonschema.validate(after, RESPONSE_SCHEMA)
+    assert after["kycs"]["kyc_flow_link"] == kycs["kyc_flow_link"]
+    assert DEMO_CUSTOMERS[DemoId.KYC_NOT_STARTED]["kycs"] is None  # the module's demo data is untouched
+
+
+def test_every_start_gives_a_link_not_seen_before_and_restarts_a_rejection(stub):
+    first = start_session(stub, DemoId.REJECTED).json()["kycs"]
+    second = start_session(stub, DemoId.REJECTED).json()["kycs"]
+    assert first["kyc_flow_link"] != second["kyc_flow_link"]
+    assert second["status"] == "pending"
+    assert get(stub, DemoId.REJECTED).json()["kycs"]["status"] == "pending"
+
+
+def test_starting_a_session_for_an_unknown_customer_or_with_a_wrong_key_is_refused(stub):
+    assert start_session(stub, "6b1d7c1e-0000-4000-8000-000000000000").status_code == 404
+    assert start_session(stub, DemoId.KYC_NOT_STARTED, key="wrong").status_code == 401
+
+
+def test_the_real_client_starts_a_session_and_searches_on_the_stand_in(dashboard_on_stub):
+    session = client.kyc_session_start(customer_id=uuid.UUID(DemoId.NO_KYC_LINK))
+    assert web_link(session.kyc_flow_link)
+    found = client.customers_search_by_email(email="treasury@falcon-trading.example")
+    assert len(found) == 2

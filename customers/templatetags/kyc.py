@@ -21,6 +21,7 @@ register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
 register.filter("web_link", presentation.web_link)
 register.filter("inert_link_text", presentation.inert_link_text)
 register.filter("short_id", presentation.short_customer_id)
+register.filter("offers_new_kyc_session", presentation.offers_new_kyc_session)
 
 
 @register.filter
