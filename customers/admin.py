@@ -50,6 +50,10 @@ CSV_COLUMNS = [
     "automatic",
     "client_ip",
     "request_id",
+    "batch_id",
+    "match_count",
+    "matched_customer_ids",
+    "email_hash",
 ]
 MIN_PREFIX_CHARS = 4
 HEX_DIGITS_IN_ID = 32
@@ -398,13 +402,17 @@ class AuditEventAdmin(admin.ModelAdmin):
                     event.user_id,
                     spreadsheet_safe(event.user.get_username()),
                     event.action,
-                    event.customer_id,
+                    event.customer_id or "",
                     event.outcome,
                     spreadsheet_safe(event.kyc_status),
                     event.is_refresh,
                     event.automatic,
                     event.client_ip or "",
                     event.request_id,
+                    event.batch_id or "",
+                    "" if event.match_count is None else event.match_count,
+                    " ".join(event.matched_customer_ids),
+                    event.email_hash,
                 ]
             )
 

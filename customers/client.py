@@ -203,20 +203,11 @@ class AlignClient:
             raise AlignNotConfigured("ALIGN_API_KEY is not set")
         deadline = _Deadline(self.config.timeout)
         try:
-            customer, attempts = self._get_with_retries(customer_id, deadline, wait_on_rate_limit)
-        except AlignError as error:
-            metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(error)).observe(deadline.elapsed())
-            logger.warning(
-                "Align lookup failed request_id=%s customer_id=%s failure=%s upstream_status=%s "
-                "attempts=%d elapsed_ms=%d detail=%s",
-                current_request_id.get(),
-                customer_id,
-                type(error).__name__,
-                error.upstream_status or "-",
-                error.attempts,
-                deadline.elapsed_ms(),
-                error,
+            customer, attempts = self._with_retries(
+                lambda: self._attempt(customer_id, deadline), deadline, wait_on_rate_limit=wait_on_rate_limit
             )
+        except AlignError as error:
+            self._log_failure("Align lookup failed", customer_id, error, deadline)
             raise
         metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(None)).observe(deadline.elapsed())
         logger.info(
@@ -227,29 +218,6 @@ class AlignClient:
             deadline.elapsed_ms(),
         )
         return customer
-
-    def _get_with_retries(
-        self, customer_id: uuid.UUID, deadline: _Deadline, wait_on_rate_limit: bool
-    ) -> tuple[Customer, int]:
-        attempts = 0
-        # A rate limit is waited out once per lookup; a caller that will not wait has no wait left.
-        waited_for_rate_limit = not wait_on_rate_limit
-        while True:
-            attempts += 1
-            try:
-                customer = self._attempt(customer_id, deadline)
-            except AlignError as error:
-                error.attempts = attempts
-                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(error)).inc()
-                wait = self._wait_before_retry(error, attempts, waited_for_rate_limit)
-                if wait is None or deadline.remaining() - wait < MIN_ATTEMPT_SECONDS:
-                    raise
-                metrics.ALIGN_RETRIES.labels(result=metrics.align_result(error)).inc()
-                waited_for_rate_limit = waited_for_rate_limit or isinstance(error, RateLimited)
-            else:
-                metrics.ALIGN_ATTEMPTS.labels(result=metrics.align_result(None)).inc()
-                return customer, attempts
-            time.sleep(wait)
 
     @staticmethod
     def _wait_before_retry(error: AlignError, attempts: int, waited_for_rate_limit: bool) -> float | None:
@@ -267,34 +235,7 @@ class AlignClient:
         return random.uniform(0, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))  # noqa: S311  (not crypto)
 
     def _attempt(self, customer_id: uuid.UUID, deadline: _Deadline) -> Customer:
-        remaining = deadline.remaining()
-        if remaining <= 0:
-            raise deadline.expired_error()
-        # `total` makes urllib3 bound connecting plus waiting for the headers by what is left.
-        timeout = urllib3.Timeout(
-            connect=min(MAX_CONNECT_SECONDS, remaining), read=remaining, total=remaining
-        )
-        try:
-            response = self.session.get(
-                f"{self.config.base_url}/v0/customers/{customer_id}",
-                headers=self.config.auth_headers,
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.Timeout as error:
-            raise deadline.expired_error() from error
-        except requests.RequestException as error:
-            raise UpstreamUnreachable(f"could not connect: {type(error).__name__}") from error
-        with response:
-            try:
-                _raise_for_status(response)
-                _require_json_content_type(response)
-                body = _read_body(response, deadline)
-            except AlignError as error:
-                error.upstream_status = response.status_code
-                raise
-        return _parse_customer(body, customer_id)
+        return _parse_customer(self._get_body(f"/v0/customers/{customer_id}", deadline), customer_id)
 
     def search_customers_by_email(self, email: str) -> tuple[Customer, ...]:
         """The customers Align holds under this exact e-mail; raise an `AlignError` subclass on failure.
@@ -369,13 +310,14 @@ class AlignClient:
             getattr(error, "align_message", "") or "-",
         )
 
-    def _with_retries(self, attempt, deadline: _Deadline, *, may_retry=None):
+    def _with_retries(self, attempt, deadline: _Deadline, *, may_retry=None, wait_on_rate_limit: bool = True):
         """Run `attempt` until it succeeds or `_wait_before_retry` says stop; (result, attempts).
 
-        `may_retry(error)` narrows what is tried again, for calls that are not safe to repeat.
+        `may_retry(error)` narrows what is tried again, for calls that are not safe to repeat. A
+        rate limit is waited out once per call; a caller that will not wait has no wait left.
         """
         attempts = 0
-        waited_for_rate_limit = False
+        waited_for_rate_limit = not wait_on_rate_limit
         while True:
             attempts += 1
             try:
@@ -403,11 +345,25 @@ class AlignClient:
         return urllib3.Timeout(connect=min(MAX_CONNECT_SECONDS, remaining), read=remaining, total=remaining)
 
     def _search_attempt(self, email: str, deadline: _Deadline) -> tuple[Customer, ...]:
+        # Align answers an unknown e-mail with an empty list; a 404 means the search itself is
+        # missing (wrong base URL or API version), not "no such customer".
+        missing = InvalidResponse("the e-mail search answered 404")
+        return _parse_search(
+            self._get_body("/v0/customers", deadline, params={"email": email}, on_404=missing)
+        )
+
+    def _get_body(
+        self, path: str, deadline: _Deadline, *, params: dict | None = None, on_404: AlignError | None = None
+    ) -> bytes:
+        """GET `path` within the deadline: the body of a JSON answer, or the AlignError it means.
+
+        A GET is safe to repeat, so every failure here is one `_with_retries` may try again.
+        """
         timeout = self._timeout(deadline)
         try:
             response = self.session.get(
-                f"{self.config.base_url}/v0/customers",
-                params={"email": email},
+                f"{self.config.base_url}{path}",
+                params=params,
                 headers=self.config.auth_headers,
                 timeout=timeout,
                 stream=True,
@@ -419,17 +375,14 @@ class AlignClient:
             raise UpstreamUnreachable(f"could not connect: {type(error).__name__}") from error
         with response:
             try:
-                if response.status_code == 404:
-                    # Align answers an unknown e-mail with an empty list; a 404 means the search
-                    # itself is missing (wrong base URL or API version), not "no such customer".
-                    raise InvalidResponse("the e-mail search answered 404")
+                if response.status_code == 404 and on_404 is not None:
+                    raise on_404
                 _raise_for_status(response)
                 _require_json_content_type(response)
-                body = _read_body(response, deadline)
+                return _read_body(response, deadline)
             except AlignError as error:
                 error.upstream_status = response.status_code
                 raise
-        return _parse_search(body)
 
     def _start_session_attempt(self, customer_id: uuid.UUID, deadline: _Deadline) -> "KycSession":
         timeout = self._timeout(deadline)

@@ -77,7 +77,7 @@ def _card_with_new_link(
     (and on record as shown, which the Copy link beacon requires); Align's answer to the start
     is the authority on the new link, in case its lookup has not caught up yet."""
     note = f"New KYC session started {timezone.localtime(started_at):%H:%M} by you"
-    customer, _failure, recorded = views._audited_fetch(request, customer_id, is_refresh=True)
+    customer, _failure, recorded = views.audited_fetch(request, customer_id, is_refresh=True)
     if customer is None:
         return _notice(request, started_note=note)
     fetched_at = timezone.now()
@@ -87,7 +87,7 @@ def _card_with_new_link(
         "fetched_at": fetched_at,
         "kyc_session_note": note,
     } | views.card_context(request, with_session(customer, session), fetched_at)
-    response = views._render(request, context, lookup_recorded=recorded)
+    response = views.render_lookup_page(request, context, lookup_recorded=recorded)
     response["HX-Retarget"] = "#result"
     response["HX-Reswap"] = "innerHTML"
     return response

@@ -48,7 +48,7 @@ def customer_search(request: HtmxHttpRequest) -> HttpResponse:
     """
     data = request.POST if request.method == "POST" else request.GET
     if "customer_id" not in data:
-        return _render(request, {"form": CustomerLookupForm()})
+        return render_lookup_page(request, {"form": CustomerLookupForm()})
     form = CustomerLookupForm(data)
     if not form.is_valid():
         return _invalid_input(request, form)
@@ -112,7 +112,7 @@ def _lookup(
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
-    customer, failure, recorded = _audited_fetch(
+    customer, failure, recorded = audited_fetch(
         request, customer_id, is_refresh=is_refresh, automatic=automatic
     )
     if customer is not None:
@@ -128,7 +128,7 @@ def _lookup(
         context["status_change"] = history.status_change(before, customer, at=context["fetched_at"])
     if failure is not None:
         context["failure"] = failure
-    response = _render(
+    response = render_lookup_page(
         request,
         context,
         status=failure.status if failure else 200,
@@ -167,7 +167,7 @@ def _email_search(request: HtmxHttpRequest, query: EmailQuery) -> HttpResponse:
         push_url = reverse("customers:detail", kwargs={"customer_ref": customer.customer_id})
     else:
         context["matches"] = found.customers
-    response = _render(request, context, status=status, lookup_recorded=found.recorded)
+    response = render_lookup_page(request, context, status=status, lookup_recorded=found.recorded)
     if _wants_fragment(request):
         response["HX-Push-Url"] = push_url
     if found.failure and found.failure.retry_after is not None:
@@ -189,7 +189,7 @@ def _checked_at(response: HttpResponse, fetched_at) -> HttpResponse:
     return response
 
 
-def _audited_fetch(
+def audited_fetch(
     request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool, automatic: bool = False
 ) -> tuple[Customer | None, LookupFailure | None, bool]:
     """Ask Align only once the lookup is on record, then record how it ended.
@@ -215,7 +215,9 @@ def _invalid_input(request: HtmxHttpRequest, form: CustomerLookupForm) -> HttpRe
     An htmx answer also moves the address bar to the search page, so a reload cannot look up
     the customer shown before, and what was typed never reaches the address bar.
     """
-    response = _render(request, {"form": form, "failure": INVALID_INPUT}, status=INVALID_INPUT.status)
+    response = render_lookup_page(
+        request, {"form": form, "failure": INVALID_INPUT}, status=INVALID_INPUT.status
+    )
     if _wants_fragment(request):
         search_url = reverse("customers:search")
         # On the search page already (perhaps with an old ?customer_id=), replace that entry.
@@ -230,7 +232,7 @@ def _wants_fragment(request: HtmxHttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def _render(
+def render_lookup_page(
     request: HtmxHttpRequest, context: dict, *, status: int = 200, lookup_recorded: bool = False
 ) -> HttpResponse:
     """The whole page, or for htmx the result area with the tab title and the field's message.

@@ -159,6 +159,38 @@ def browser_page(page, request):
         page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
+# Reports each Content-Security-Policy violation of a page to the test (csp_violations).
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const report = `${event.effectiveDirective} blocked ${event.blockedURI || "inline code"}`
+    + ` at ${event.sourceFile || location.pathname}:${event.lineNumber}`;
+  window.__cspViolations.push(report);
+  if (window.__reportCspViolation) window.__reportCspViolation(report);
+});
+"""
+
+
+@pytest.fixture
+def csp_violations(browser_page) -> list[str]:
+    """Every CSP violation (and console complaint about the policy) on this page, in order.
+
+    Request it before the page loads anything: the listener is installed for every document.
+    """
+    violations: list[str] = []
+    browser_page.on(
+        "console",
+        lambda message: (
+            violations.append(f"console: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
+    browser_page.add_init_script(RECORD_VIOLATIONS)
+    return violations
+
+
 @pytest.fixture
 def logged_in_page(browser_page, dashboard_url, staff_user):
     page = browser_page

@@ -427,9 +427,29 @@ def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane)
         "automatic": "False",
         "client_ip": "198.51.100.23",
         "request_id": "0123456789ab",
+        "batch_id": "",
+        "match_count": "",
+        "matched_customer_ids": "",
+        "email_hash": "",
     }
     grace = dict(zip(header, rows[1], strict=True))
     assert (grace["customer_id"], grace["outcome"], grace["client_ip"]) == (str(GRACE), "not_found", "")
+
+
+def test_export_gives_a_search_by_e_mail_its_matches_and_hash_and_no_customer(admin_client, jane):
+    search = AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.EMAIL_SEARCH,
+        customer_id=None,
+        outcome="found",
+        match_count=2,
+        matched_customer_ids=[str(ADA), str(GRACE)],
+        email_hash="ab" * 32,
+    )
+    header, row = csv_rows(export(admin_client, search))
+    exported = dict(zip(header, row, strict=True))
+    assert (exported["customer_id"], exported["match_count"], exported["email_hash"]) == ("", "2", "ab" * 32)
+    assert exported["matched_customer_ids"] == f"{ADA} {GRACE}"
 
 
 def test_export_leaves_out_unselected_rows(admin_client, events):

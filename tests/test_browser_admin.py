@@ -13,14 +13,11 @@ from django.contrib.auth.models import Permission
 from playwright.sync_api import Page
 
 from customers.models import AuditEvent
-from tests import test_browser_security
 from tests.conftest import ARTIFACTS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-csp_violations = test_browser_security.csp_violations
 
 AUDITOR_USERNAME = "a.auditor"
 AUDITOR_PASSWORD = "audit trail battery"

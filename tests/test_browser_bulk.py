@@ -17,7 +17,6 @@ from customers.models import AuditEvent, BulkLookup
 from customers.stub import DEMO_CUSTOMERS, DemoId, generated_customer_id, generated_drill, serving
 from tests.conftest import STAND_IN_KEY
 from tests.test_browser_accessibility import PHONE, axe_violations
-from tests.test_browser_security import RECORD_VIOLATIONS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -31,15 +30,6 @@ UNKNOWN = "6b1d7c1e-0000-4000-8000-000000000000"
 MIXED = [ADA, GRACE, RESUBMIT, REJECTED, str(DemoId.KYC_NOT_STARTED), UNKNOWN, str(DemoId.UNDER_REVIEW)]
 PLAIN = [generated_customer_id(index) for index in range(60) if generated_drill(index) is None]
 BATCH_URL = re.compile(r"/customers/bulk/[0-9a-f-]{36}/$")
-
-
-@pytest.fixture
-def csp_violations(browser_page) -> list[str]:
-    """Every violation of the Content-Security-Policy on this page (as test_browser_security records them)."""
-    violations: list[str] = []
-    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
-    browser_page.add_init_script(RECORD_VIOLATIONS)
-    return violations
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from playwright.sync_api import Page, expect
 
 from customers.stub import DemoId
 from tests.test_browser_accessibility import PHONE, axe_violations
-from tests.test_browser_security import RECORD_VIOLATIONS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -21,14 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
 SHARED = "treasury@falcon-trading.example"
 WIDTHS = [pytest.param({"width": 1280, "height": 900}, id="desktop"), pytest.param(PHONE, id="phone")]
-
-
-@pytest.fixture
-def csp_violations(browser_page) -> list[str]:
-    violations: list[str] = []
-    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
-    browser_page.add_init_script(RECORD_VIOLATIONS)
-    return violations
 
 
 @pytest.fixture

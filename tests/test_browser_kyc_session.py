@@ -16,7 +16,6 @@ from playwright.sync_api import Page, expect
 from customers.stub import STUB_FLOW_BASE, DemoId, serving
 from tests.conftest import STAND_IN_KEY
 from tests.test_browser_accessibility import PHONE, axe_violations
-from tests.test_browser_security import RECORD_VIOLATIONS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -30,14 +29,6 @@ WIDTHS = [
     pytest.param({"width": 1280, "height": 900}, NOT_STARTED, id="desktop"),
     pytest.param(PHONE, NO_LINK, id="phone"),
 ]
-
-
-@pytest.fixture
-def csp_violations(browser_page) -> list[str]:
-    violations: list[str] = []
-    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
-    browser_page.add_init_script(RECORD_VIOLATIONS)
-    return violations
 
 
 @pytest.fixture(scope="module")

@@ -19,33 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
 
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  const report = `${event.effectiveDirective} blocked ${event.blockedURI || "inline code"}`
-    + ` at ${event.sourceFile || location.pathname}:${event.lineNumber}`;
-  window.__cspViolations.push(report);
-  if (window.__reportCspViolation) window.__reportCspViolation(report);
-});
-"""
-
-
-@pytest.fixture
-def csp_violations(browser_page) -> list[str]:
-    """Every CSP violation (and console complaint about the policy) on this page, in order."""
-    violations: list[str] = []
-    browser_page.on(
-        "console",
-        lambda message: (
-            violations.append(f"console: {message.text}")
-            if "Content Security Policy" in message.text
-            else None
-        ),
-    )
-    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
-    browser_page.add_init_script(RECORD_VIOLATIONS)
-    return violations
-
 
 def log_in(page: Page, dashboard_url: str) -> None:
     page.get_by_label("Username").fill(STAFF_USERNAME)

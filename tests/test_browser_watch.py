@@ -20,7 +20,6 @@ from customers.models import AuditEvent, KycWebhookEvent
 from customers.stub import DemoId, serving
 from tests.conftest import STAND_IN_KEY
 from tests.test_browser_accessibility import PHONE, axe_violations
-from tests.test_browser_security import RECORD_VIOLATIONS
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -37,15 +36,6 @@ SHOW = """() => {
     Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "visible"});
     document.dispatchEvent(new Event("visibilitychange"));
 }"""
-
-
-@pytest.fixture
-def csp_violations(browser_page) -> list[str]:
-    """Every violation of the Content-Security-Policy on this page (as test_browser_security records them)."""
-    violations: list[str] = []
-    browser_page.expose_function("__reportCspViolation", lambda report: violations.append(report))
-    browser_page.add_init_script(RECORD_VIOLATIONS)
-    return violations
 
 
 @pytest.fixture
