@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -212,9 +213,13 @@ def recent_lookups(user) -> list[AuditEvent] | None:
     """
     # A search by e-mail with one match showed that customer's card, so it counts as its lookup;
     # these conditions are exactly those of the audit_user_shown_recent index, which it walks.
-    lookups = AuditEvent.objects.filter(
-        user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False
-    ).order_by("-id")
+    lookups = (
+        AuditEvent.objects.filter(user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False)
+        # What a row of the list shows, and no more: whole rows (a JSON column among them) cost a
+        # lookup more than the read itself.
+        .only("customer_id", "occurred_at", "outcome", "kyc_status")
+        .order_by("-id")
+    )
     newest_by_customer: dict[uuid.UUID, AuditEvent] = {}
     chunk_size, scanned = RECENT_LOOKUPS_FIRST_CHUNK, 0
     try:
@@ -241,7 +246,8 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
     """
     copies = AuditEvent.objects.filter(customer_id=customer_id, action=AuditEvent.Action.LINK_COPIED)
     try:
-        return list(copies.select_related("user").order_by("-id")[:limit])
+        username = "user__" + get_user_model().USERNAME_FIELD
+        return list(copies.select_related("user").only("occurred_at", username).order_by("-id")[:limit])
     except DatabaseError:
         logger.exception("Audit: the link copies of customer %s could not be read", customer_id)
         return None
