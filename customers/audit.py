@@ -185,19 +185,15 @@ def _shown_lately(request, customer_id: uuid.UUID) -> bool:
 
 def record_export(request, *, rows: int, filters: str, all_matching: bool) -> AuditExport:
     """Record an export of the audit log before it is made; raise AuditUnavailable if we can't."""
-    try:
-        return AuditExport.objects.create(
-            user=request.user,
-            rows=rows,
-            filters=filters,
-            all_matching=all_matching,
-            client_ip=client_ip(request) or None,
-            request_id=getattr(request, "request_id", ""),
-        )
-    except DatabaseError as error:
-        metrics.AUDIT_WRITE_FAILURES.labels(action="export").inc()
-        logger.exception("Audit: an export of the audit log could not be recorded")
-        raise AuditUnavailable from error
+    return _create(
+        AuditExport,
+        Actor.of(request),
+        metric_action="export",
+        failure="an export of the audit log could not be recorded",
+        rows=rows,
+        filters=filters,
+        all_matching=all_matching,
+    )
 
 
 def recent_lookups(user) -> list[AuditEvent] | None:
@@ -254,13 +250,24 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
 
 
 def _write(actor: Actor, **fields) -> AuditEvent:
+    action = fields["action"]
+    return _create(
+        AuditEvent, actor, metric_action=action, failure=f"a {action} event could not be written", **fields
+    )
+
+
+def _create(model, actor: Actor, *, metric_action: str, failure: str, **fields):
+    """One audit record, by `actor`; raise AuditUnavailable (counted and logged) if it can't be written.
+
+    Every record of the trail is written so: an action whose record fails must not happen.
+    """
     try:
-        return AuditEvent.objects.create(
+        return model.objects.create(
             user=actor.user, client_ip=actor.client_ip, request_id=actor.request_id, **fields
         )
     except DatabaseError as error:
-        metrics.AUDIT_WRITE_FAILURES.labels(action=fields["action"]).inc()
-        logger.exception("Audit: a %s event could not be written", fields["action"])
+        metrics.AUDIT_WRITE_FAILURES.labels(action=metric_action).inc()
+        logger.exception("Audit: %s", failure)
         raise AuditUnavailable from error
 
 
@@ -268,20 +275,16 @@ def record_bulk_lookup(
     actor: Actor, *, ids_submitted: int, ids_valid: int, duplicates: int, rejected: int
 ) -> BulkLookup:
     """Record a bulk lookup before any of its customers is fetched; raise AuditUnavailable if we can't."""
-    try:
-        return BulkLookup.objects.create(
-            user=actor.user,
-            ids_submitted=ids_submitted,
-            ids_valid=ids_valid,
-            duplicates=duplicates,
-            rejected=rejected,
-            client_ip=actor.client_ip,
-            request_id=actor.request_id,
-        )
-    except DatabaseError as error:
-        metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_lookup").inc()
-        logger.exception("Audit: a bulk lookup could not be recorded")
-        raise AuditUnavailable from error
+    return _create(
+        BulkLookup,
+        actor,
+        metric_action="bulk_lookup",
+        failure="a bulk lookup could not be recorded",
+        ids_submitted=ids_submitted,
+        ids_valid=ids_valid,
+        duplicates=duplicates,
+        rejected=rejected,
+    )
 
 
 def finish_bulk_lookup(batch_id: uuid.UUID, *, not_fetched: int) -> None:
@@ -300,21 +303,16 @@ def record_bulk_export(
     request, *, batch_id: uuid.UUID, rows: int, with_email: bool, status_filter: str
 ) -> BulkLookupExport:
     """Record a bulk lookup's CSV download before it is made; raise AuditUnavailable if we can't."""
-    actor = Actor.of(request)
-    try:
-        return BulkLookupExport.objects.create(
-            batch_id=batch_id,
-            user=actor.user,
-            rows=rows,
-            with_email=with_email,
-            status_filter=status_filter,
-            client_ip=actor.client_ip,
-            request_id=actor.request_id,
-        )
-    except DatabaseError as error:
-        metrics.AUDIT_WRITE_FAILURES.labels(action="bulk_export").inc()
-        logger.exception("Audit: a CSV export of bulk lookup %s could not be recorded", batch_id)
-        raise AuditUnavailable from error
+    return _create(
+        BulkLookupExport,
+        Actor.of(request),
+        metric_action="bulk_export",
+        failure=f"a CSV export of bulk lookup {batch_id} could not be recorded",
+        batch_id=batch_id,
+        rows=rows,
+        with_email=with_email,
+        status_filter=status_filter,
+    )
 
 
 def start_email_search(actor: Actor, *, email_hash: str) -> AuditEvent:
