@@ -63,7 +63,7 @@ $(AXE): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(AXE)
 
-# Debian's nginx in front of gunicorn, as README's "Deploying" runs it (tests/test_slow_clients.py),
+# Debian's nginx in front of gunicorn, as README's "Deploying" runs it (tests/system/test_slow_clients.py),
 # installed only where missing: nginx-light where the release still has it (Debian 12), else nginx.
 # openssl makes that test's throwaway certificate.
 NGINX := /usr/sbin/nginx
@@ -72,7 +72,7 @@ nginx:
 		$(MAKE) --no-print-directory apt-install PACKAGES=nginx
 	@command -v openssl >/dev/null || $(MAKE) --no-print-directory apt-install PACKAGES=openssl
 
-# Debian's PostgreSQL and Redis for the second pass of `make test` (tests/services.py), installed
+# Debian's PostgreSQL and Redis for the second pass of `make test` (tests/support/services.py), installed
 # only where missing. That pass starts throwaway servers of its own on free ports, whatever the
 # packages start on 5432 and 6379.
 services:
@@ -85,13 +85,18 @@ apt-install:
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PACKAGES) >/dev/null
 
-# Then the non-browser suite a second time, on PostgreSQL and Redis (DATABASE_URL, REDIS_URL).
+# The suites that run against whatever database and cache are configured: the second pass of
+# `make test` runs them again on PostgreSQL and Redis (DATABASE_URL, REDIS_URL; docs/testing.md).
+SERVICE_SUITES := tests/unit tests/contract tests/system/test_database_and_cache.py \
+	tests/system/test_readonly_database.py
+
 test: lint browser nginx services
 	$(VENV)/bin/pytest
-	$(PY) tests/services.py -m "not browser and not load"
+	$(PY) tests/support/services.py $(SERVICE_SUITES)
 
+# Unit and contract tests only: no browser, no gunicorn, nginx, PostgreSQL or Redis.
 test-fast: lint
-	$(VENV)/bin/pytest -m "not browser and not load"
+	$(VENV)/bin/pytest tests/unit tests/contract
 
 # The dashboard under gunicorn.conf.py beside direct calls to the stand-in (bench/README.md); not
 # part of `make test`. SQLite, then PostgreSQL and Redis when installed: `make bench BENCH_ARGS=...`.

@@ -37,7 +37,7 @@ control_socket_disable = True
 # One access line per request on standard output, with the path, query and Referer redacted as
 # Django's own log lines are; nginx keeps no access log of its own (deploy/nginx-site.conf).
 accesslog = "-"
-logger_class = "dashboard.gunicorn_logging.RedactingLogger"
+logger_class = "dashboard.ops.gunicorn_logging.RedactingLogger"
 
 
 class ResponseWithoutServerHeader(gunicorn_wsgi.Response):
@@ -57,4 +57,4 @@ gunicorn_wsgi.Response = ResponseWithoutServerHeader
 # --- Server hooks ------------------------------------------------------------------------------
 # Prometheus multiprocess metrics (README, "Health, readiness and metrics"): gunicorn finds the
 # hook by its name; it marks a stopped worker's metric files dead.
-from dashboard.metrics import child_exit  # noqa: E402, F401
+from dashboard.ops.metrics import child_exit  # noqa: E402, F401

@@ -43,7 +43,7 @@ def main() -> None:
     sizes = sorted(int(size) for size in arguments.sizes.split(","))
 
     from bench.in_process import STAND_IN_KEY, set_up_django
-    from customers.stub import serving
+    from customers.align.standin.server import serving
 
     with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
         # The demo customers' odd values are logged as warnings, once per lookup.
@@ -142,8 +142,8 @@ def grow_history(bench_user, colleagues, rows: int) -> None:
 
 
 def measure(client, rounds: int) -> None:
+    from customers.align.standin.server import DemoId
     from customers.models import AuditEvent
-    from customers.stub import DemoId
 
     for mode, headers in (("full page", {}), ("htmx fragment", {"HX-Request": "true"})):
         timings = [
@@ -177,8 +177,8 @@ def measure_queries(bench_user, rounds: int) -> None:
     """The audit reads a lookup and a copy make, alone: the part of a request that could grow."""
     from types import SimpleNamespace
 
-    from customers import audit
-    from customers.stub import DemoId
+    from customers.align.standin.server import DemoId
+    from customers.services import audit
 
     copier = SimpleNamespace(user=bench_user, session={})
     reads = {
@@ -202,8 +202,8 @@ def print_plans(bench_user) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from customers import audit
-    from customers.stub import DemoId
+    from customers.align.standin.server import DemoId
+    from customers.services import audit
 
     explain = "EXPLAIN QUERY PLAN" if connection.vendor == "sqlite" else "EXPLAIN"
     with CaptureQueriesContext(connection) as queries:

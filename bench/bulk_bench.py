@@ -40,8 +40,8 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from customers.stub import StubServer, generated_customer_id, generated_drill  # noqa: E402
-from tests.servers import (  # noqa: E402
+from customers.align.standin.server import StubServer, generated_customer_id, generated_drill  # noqa: E402
+from tests.support.servers import (  # noqa: E402
     free_loopback_port,
     inherited_env,
     post_login,
@@ -111,7 +111,7 @@ def shared_cache(workdir: Path) -> Iterator[dict[str, str]]:
     if shutil.which("redis-server") is None:
         yield {}
         return
-    from tests.services import redis
+    from tests.support.services import redis
 
     with redis(workdir) as url:
         yield {"REDIS_URL": url}

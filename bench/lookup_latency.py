@@ -24,7 +24,7 @@ def main() -> None:
     rounds = parser.parse_args().rounds
 
     from bench.in_process import STAND_IN_KEY, set_up_django
-    from customers.stub import serving
+    from customers.align.standin.server import serving
 
     with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
         static_root = Path(scratch) / "static"
@@ -38,7 +38,7 @@ def run(rounds: int) -> None:
     from django.test import Client
 
     from bench.in_process import prepare_database
-    from customers.stub import DemoId
+    from customers.align.standin.server import DemoId
 
     prepare_database()
     user = get_user_model().objects.create_superuser("bench", password="bench-password-not-used")

@@ -18,7 +18,7 @@ are counted alone. Each figure is measured in the same run as its bare counterpa
    serves it);
 5. the peak RSS (VmHWM) of each gunicorn worker.
 
-Then again on a throwaway PostgreSQL and Redis (tests/services.py) when `--database` is `both`
+Then again on a throwaway PostgreSQL and Redis (tests/support/services.py) when `--database` is `both`
 (the default, when their programs are installed) or `postgres`. Prints a table with each target;
 asserts nothing (issue #11; figures and analysis in bench/README.md).
 """
@@ -47,8 +47,8 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from customers.stub import DemoId, StubServer  # noqa: E402
-from tests.servers import (  # noqa: E402
+from customers.align.standin.server import DemoId, StubServer  # noqa: E402
+from tests.support.servers import (  # noqa: E402
     free_loopback_port,
     inherited_env,
     post_login,
@@ -331,7 +331,7 @@ def measure_server(
         dashboard_lookup(sequential, sessions[0], url, number)
         bare_lookup(sequential_bare, bares[0], stand_in.bare_url, number)
     # The floor under every lookup: a request through gunicorn that Django answers in its fourth
-    # middleware (dashboard/health.py), with no session, database, template or Align call.
+    # middleware (dashboard/ops/health.py), with no session, database, template or Align call.
     hop = Timings()
     for _ in range(options.sequential):
         timed_get(hop, sessions[0], f"{url}/healthz", {})
@@ -470,7 +470,7 @@ def print_table(rows: list[Row], options: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def postgresql_and_redis() -> Iterator[dict[str, str]]:
-    from tests.services import postgresql, redis
+    from tests.support.services import postgresql, redis
 
     workdir = Path(tempfile.mkdtemp(prefix="kyc-desk-bench-services-"))
     try:

@@ -26,11 +26,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from customers import audit, presentation
-from customers.email_search import email_hash_of_text
 from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
-from customers.spreadsheets import spreadsheet_safe
+from customers.services import audit
+from customers.services import decisions as presentation
+from customers.services.email_search import email_hash_of_text
+from customers.services.spreadsheets import spreadsheet_safe
 from customers.templatetags.kyc import badge
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def batch_lookups_link(batch: BulkLookup) -> SafeString:
     )
 
 
-# A keyed e-mail hash as the audit trail stores it (customers/email_search.py): 64 hex digits.
+# A keyed e-mail hash as the audit trail stores it (customers/services/email_search.py): 64 hex digits.
 EMAIL_HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -224,7 +225,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "client_ip_column",
         "request_id",
     ]
-    # Every field of the model, the time first; tests/test_admin.py fails when one is left out.
+    # Every field of the model, the time first; tests/unit/test_admin.py fails when one is left out.
     fieldsets = [
         (None, {"fields": ["time", "username", "action", "full_customer", "outcome", "kyc_status_seen"]}),
         (

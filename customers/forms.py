@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
-from customers.records import CANONICAL_UUID
+from customers.align.records import CANONICAL_UUID
 
 EXAMPLE_CUSTOMER_ID = "3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91"
 MAX_INPUT_CHARS = 2000

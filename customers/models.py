@@ -80,7 +80,7 @@ class AuditEvent(models.Model):
         "KYC status seen", max_length=40, blank=True, help_text="Align's overall KYC status, when found."
     )
     is_refresh = models.BooleanField("refresh", default=False)
-    # A refresh the customer's open page made by itself (customers/history.py), not staff's click.
+    # A refresh the customer's open page made by itself (customers/services/history.py), not staff's click.
     automatic = models.BooleanField("automatic refresh", default=False)
     client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     request_id = models.CharField("request ID", max_length=32, blank=True)
@@ -93,7 +93,7 @@ class AuditEvent(models.Model):
         help_text="The bulk lookup this lookup belonged to; empty for a lookup of one customer.",
     )
     # A search by e-mail: how many customers it found and which, and a keyed hash of the
-    # normalised e-mail (customers/email_search.py), never the e-mail itself.
+    # normalised e-mail (customers/services/email_search.py), never the e-mail itself.
     match_count = models.PositiveIntegerField("matches", null=True, blank=True)
     matched_customer_ids = models.JSONField("matched customer IDs", default=list, blank=True)
     email_hash = models.CharField(

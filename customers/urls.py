@@ -1,6 +1,9 @@
 from django.urls import path
 
-from customers import bulk_views, kyc_sessions, views, webhook_views
+from customers.views import bulk as bulk_views
+from customers.views import kyc_sessions
+from customers.views import lookup as views
+from customers.views import webhooks as webhook_views
 
 app_name = "customers"
 

@@ -156,7 +156,7 @@ ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE = env_positive_int(
     "ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE", 300, maximum=100_000
 )
 # An open page of a pending customer asks our server for newer webhooks this often; without
-# webhooks it asks Align itself, less often and for a limited time (customers/history.py).
+# webhooks it asks Align itself, less often and for a limited time (customers/services/history.py).
 DASHBOARD_WATCH_POLL_SECONDS = 10
 DASHBOARD_FALLBACK_POLL_SECONDS = 60
 DASHBOARD_FALLBACK_POLL_MINUTES = 30
@@ -175,35 +175,35 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
-    "dashboard.apps.DashboardConfig",
+    "dashboard.accounts",
     "customers",
 ]
 
 MIDDLEWARE = [
-    # First, so the latency it records (dashboard/metrics.py) covers the whole stack.
-    "dashboard.metrics.RequestMetricsMiddleware",
-    "dashboard.request_id.RequestIdMiddleware",
+    # First, so the latency it records (dashboard/ops/metrics.py) covers the whole stack.
+    "dashboard.ops.metrics.RequestMetricsMiddleware",
+    "dashboard.ops.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # /healthz, /readyz and /metrics are answered here, before sessions and users (dashboard/health.py).
-    "dashboard.health.ProbeMiddleware",
+    # /healthz, /readyz and /metrics are answered here, before sessions and users (dashboard/ops/health.py).
+    "dashboard.ops.health.ProbeMiddleware",
     # Django's, except that a session the database can't save leaves the page as it is.
-    "dashboard.database.middleware.SessionMiddleware",
+    "dashboard.ops.database.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Reads the signed-in user at once: a 503 when the database can't be reached, not a 500 later.
-    "dashboard.database.middleware.SignedInUserMiddleware",
+    "dashboard.ops.database.middleware.SignedInUserMiddleware",
     # Before SessionLifetimeMiddleware, which adds a message and answers htmx requests itself.
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "dashboard.log_context.LogContextMiddleware",
-    "dashboard.security.SessionLifetimeMiddleware",
-    "dashboard.two_factor.TwoFactorMiddleware",
+    "dashboard.ops.log_context.LogContextMiddleware",
+    "dashboard.accounts.sessions.SessionLifetimeMiddleware",
+    "dashboard.accounts.two_factor.TwoFactorMiddleware",
     # A view whose write fails because the database can't be written answers 503, saying so.
-    "dashboard.database.middleware.DatabaseUnavailableMiddleware",
+    "dashboard.ops.database.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -280,8 +280,8 @@ if DATABASE_URL_CONFIG is not None:
 else:
     DATABASES = {
         "default": {
-            # Django's SQLite backend, which also reads a database it can't write (dashboard.database).
-            "ENGINE": "dashboard.database",
+            # Django's SQLite backend, which also reads a database it can't write (dashboard.ops.database).
+            "ENGINE": "dashboard.ops.database",
             "NAME": Path(env_str("DASHBOARD_DB_PATH", str(BASE_DIR / "db.sqlite3"))),
             # Kept open between requests, one per thread: opening a connection and closing it (which
             # checkpoints the WAL) cost about a sixth of a lookup (bench/README.md).
@@ -305,7 +305,7 @@ if REDIS_URL:
     # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
     SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
-    # A bulk lookup keeps a key per row (customers.bulk): room for a few batches of 500 before
+    # A bulk lookup keeps a key per row (customers.services.bulk): room for a few batches of 500 before
     # the cache starts dropping entries (locmem's default is 300).
     CACHES = {
         "default": {
@@ -352,7 +352,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Security and compliance (README: "Security and compliance") ----------------------------
 # Sessions end after DASHBOARD_SESSION_IDLE_MINUTES without a request (a request moves the
-# server-side expiry on, saving the session at most once a minute: dashboard.security), after
+# server-side expiry on, saving the session at most once a minute: dashboard.accounts.sessions), after
 # DASHBOARD_SESSION_MAX_HOURS whatever happens, and when the browser closes (the cookie carries
 # no expiry date).
 DASHBOARD_SESSION_IDLE_MINUTES = env_positive_int("DASHBOARD_SESSION_IDLE_MINUTES", 30, maximum=24 * 60)
@@ -424,13 +424,13 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_CLIENT_IP_CALLABLE = "dashboard.security.client_ip"
-# Axes would log usernames and addresses at every attempt; dashboard.security logs the lockout.
+AXES_CLIENT_IP_CALLABLE = "dashboard.ops.client_ip.client_ip"
+# Axes would log usernames and addresses at every attempt; dashboard.accounts.sessions logs the lockout.
 AXES_VERBOSE = False
 # Keep only what the lockout needs: a keyed digest of the username typed (perhaps a password in
 # the wrong box), no row per successful sign-in, no failure log, and none of the form's other
 # values (`next` may hold a lookup URL). `manage.py unlock_username` lifts a lockout.
-AXES_USERNAME_CALLABLE = "dashboard.login_attempts.attempt_username"
+AXES_USERNAME_CALLABLE = "dashboard.accounts.login_attempts.attempt_username"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next", "csrfmiddlewaretoken"]
@@ -455,9 +455,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_context": {"()": "dashboard.log_context.RequestContextFilter"},
-        # Paths and query strings become routes and parameter names (dashboard/log_redaction.py).
-        "redact_request": {"()": "dashboard.log_redaction.RedactRequestFilter"},
+        "request_context": {"()": "dashboard.ops.log_context.RequestContextFilter"},
+        # Paths and query strings become routes and parameter names (dashboard/ops/log_redaction.py).
+        "redact_request": {"()": "dashboard.ops.log_redaction.RedactRequestFilter"},
     },
     "formatters": {
         "text": {

@@ -3,8 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from customers import webhook_views
-from dashboard import health, metrics, security, two_factor
+from customers.views import webhooks as webhook_views
+from dashboard.accounts import sessions as security
+from dashboard.accounts import two_factor
+from dashboard.ops import health, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:search", permanent=False)),
@@ -23,9 +25,9 @@ urlpatterns = [
         name="two_factor_recovery_codes",
     ),
     path("admin/", admin.site.urls),
-    # Align's deliveries: no login, no CSRF; the signature is the authentication (customers/webhooks.py).
+    # Align's deliveries: no login, no CSRF; the signature authenticates (customers/views/webhooks.py).
     path("webhooks/align/", webhook_views.align_webhook, name="align_webhook"),
-    # For the orchestrator and Prometheus: answered by dashboard.health.ProbeMiddleware, before
+    # For the orchestrator and Prometheus: answered by dashboard.ops.health.ProbeMiddleware, before
     # sessions and login. No trailing slash, as probes are usually written.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -1,4 +1,4 @@
-"""Template filters over customers.presentation, so templates stay layout only."""
+"""Template filters over customers.services.decisions, so templates stay layout only."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from customers import presentation
+from customers.services import decisions as presentation
 
 register = template.Library()
 

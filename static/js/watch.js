@@ -1,6 +1,6 @@
 // A pending customer's open page keeps up with its KYC by itself (issue #13).
 //
-// The card says how, in data- attributes (customers/history.py: KycWatch):
+// The card says how, in data- attributes (customers/services/history.py: KycWatch):
 // - "webhook": every data-watch-seconds, ask our own server whether a webhook newer than
 //   data-watch-after has arrived for this customer (one indexed query; no call to Align). Only
 //   when one has, look the customer up again.
@@ -11,7 +11,7 @@
 // the card shows, so the card stays as it is; otherwise the new card replaces it, saying what
 // changed, and the announcer below the result says it to screen readers.
 // Requests carry X-Automatic-Request, so they do not keep an idle session alive
-// (dashboard/security.py), and HX-Request, so an ended session answers with a redirect to log in.
+// (dashboard/accounts/sessions.py), and HX-Request, so an ended session answers with a redirect to log in.
 "use strict";
 
 (function () {

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.stub import (
+from customers.align.standin.server import (
     DEMO_DESCRIPTIONS,
     DRILL_DESCRIPTIONS,
     GENERATED_DRILL_EVERY,

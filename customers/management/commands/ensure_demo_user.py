@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.access import COMPLIANCE_STAFF_GROUP
+from customers.permissions import COMPLIANCE_STAFF_GROUP
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105  (a known local-only login; the command refuses to run outside debug)

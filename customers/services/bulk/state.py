@@ -1,0 +1,123 @@
+"""A bulk lookup's state in the shared cache, where any instance can answer the page's polls.
+
+The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here.
+"""
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.cache import cache
+
+from customers.models import AuditEvent
+from customers.services.bulk.paste import RejectedEntry, reported_counts
+from customers.services.bulk.rows import BatchRow, summary_line
+
+# Kept this long after the last look (each page view and poll moves it on): "kept while watched".
+RESULTS_TTL_SECONDS = 30 * 60
+RUNNING = "running"
+FINISHED = "finished"
+
+
+def cache_key(batch_id: uuid.UUID | str, *parts: object) -> str:
+    return ":".join(["kycdesk:bulk", str(batch_id), *(str(part) for part in parts)])
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A batch as the cache holds it: who owns it, its progress, and what was read from the paste."""
+
+    batch_id: str
+    owner_id: int
+    total: int
+    pool_size: int
+    started_at: datetime
+    with_email: bool
+    entries: int
+    duplicates: int
+    rejected: tuple[RejectedEntry, ...]
+    rejected_count: int
+    status: str = RUNNING
+    finished_at: datetime | None = None
+    ends_by: float = math.inf
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stalled(self) -> bool:
+        """Still marked running long after its deadline: the process running it stopped."""
+        return not self.finished and time.time() > self.ends_by
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 100
+
+    @property
+    def summary(self) -> str:
+        return summary_line(self.counts)
+
+    @property
+    def read_as(self) -> str:
+        return reported_counts(customers=self.total, duplicates=self.duplicates, rejected=self.rejected_count)
+
+    @property
+    def took_seconds(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return max(round((self.finished_at - self.started_at).total_seconds()), 0)
+
+
+def read_batch(batch_id: uuid.UUID) -> BatchState | None:
+    """The batch's state, or None when it has expired (or never existed)."""
+    found = cache.get_many([cache_key(batch_id), cache_key(batch_id, "progress")])
+    meta = found.get(cache_key(batch_id))
+    if meta is None:
+        return None
+    progress = found.get(cache_key(batch_id, "progress")) or {"done": 0, "counts": {}}
+    return BatchState(
+        **meta
+        | {
+            "rejected": tuple(RejectedEntry(**entry) for entry in meta["rejected"]),
+            "done": progress["done"],
+            "counts": progress["counts"],
+        }
+    )
+
+
+def rows_after(state: BatchState, after: int = 0) -> list[BatchRow]:
+    """The rows completed after the first `after`, in the order they completed.
+
+    Rows are read up to the first one missing, so a poll never skips a row: the next poll, which
+    starts after the rows it was given, picks the rest up.
+    """
+    if state.finished:
+        stored = cache.get(cache_key(state.batch_id, "rows")) or []
+        return [BatchRow.from_cache(row) for row in stored[after:]]
+    keys = [cache_key(state.batch_id, "row", index) for index in range(max(after, 0), state.done)]
+    found = cache.get_many(keys)
+    rows = []
+    for key in keys:
+        if key not in found:
+            break
+        rows.append(BatchRow.from_cache(found[key]))
+    return rows
+
+
+def keep_watching(state: BatchState) -> None:
+    """Someone is looking: keep the batch for another RESULTS_TTL_SECONDS, and keep it running."""
+    batch_id = state.batch_id
+    cache.set(cache_key(batch_id, "watched"), time.time(), RESULTS_TTL_SECONDS)
+    for key in (cache_key(batch_id), cache_key(batch_id, "progress"), cache_key(batch_id, "rows")):
+        cache.touch(key, RESULTS_TTL_SECONDS)
+
+
+def rerun_list(batch_id: uuid.UUID) -> list[str]:
+    """The customers an expired batch sent to Align, in order, from its audit rows (IDs only)."""
+    lookups = AuditEvent.objects.filter(batch_id=batch_id, action=AuditEvent.Action.LOOKUP).order_by("id")
+    return [str(customer_id) for customer_id in dict.fromkeys(lookups.values_list("customer_id", flat=True))]

@@ -1,0 +1,307 @@
+"""How a customer's KYC got where it is, and how an open page of a pending customer keeps up.
+
+The History section merges two records the desk keeps: the states Align pushed
+(KycWebhookEvent, one per `customer.kycs.updated` delivery) and the overall statuses staff saw
+at their lookups (AuditEvent rows with outcome "found"). It shows only changes: consecutive
+observations of one state fold into one entry, which keeps the time of the first ("since").
+
+A lookup records only the overall status, never the sub-status, so two observations are the
+same state when their overall statuses match and, where both know one, their sub-statuses do.
+Nothing here claims a sub-status that was not observed.
+
+A fresh lookup is the truth: when the newest webhook says otherwise (one that never arrived,
+or arrived late), the card says so, and the lookup wins.
+"""
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError
+from django.urls import reverse
+
+from customers.align.records import Customer, KycStatus, KycSubStatus
+from customers.models import AuditEvent, KycWebhookEvent
+from customers.services import decisions as presentation
+from customers.services.decisions import Badge
+from customers.services.webhooks import kyc_status_code
+
+logger = logging.getLogger(__name__)
+
+# Each record is read newest first through its index, this many rows: the cost of a card stays
+# the same however long the customer's history grows.
+WEBHOOK_EVENTS_READ = 50
+LOOKUPS_READ = 50
+ALIGN_SOURCE = "Align"
+
+
+@dataclass(frozen=True)
+class KycState:
+    """An overall status, coded as the audit log codes it, and a sub-status where one is known."""
+
+    status: str
+    # Align's sub-status, kept only while pending (the only status it qualifies); "" when unknown.
+    sub_status: str = ""
+
+    @classmethod
+    def of(cls, status: str, sub_status: str = "") -> "KycState":
+        return cls(status, sub_status if status == KycStatus.PENDING else "")
+
+    @classmethod
+    def of_customer(cls, customer: Customer) -> "KycState":
+        kyc = customer.kycs
+        return cls.of(kyc_status_code(customer), str(kyc.sub_status) if kyc and kyc.sub_status else "")
+
+    def same_as(self, other: "KycState") -> bool:
+        """One state, as far as both observations know: a missing sub-status matches any."""
+        if self.status != other.status:
+            return False
+        return not (self.sub_status and other.sub_status) or self.sub_status == other.sub_status
+
+    @property
+    def badge(self) -> Badge:
+        return presentation.seen_status_badge(AuditEvent.Outcome.FOUND, self.status)
+
+    @property
+    def sub_status_badge(self) -> Badge | None:
+        if not self.sub_status:
+            return None
+        try:
+            label = presentation.SUB_STATUS_WORDS[KycSubStatus(self.sub_status)][0]
+        except ValueError:
+            return Badge(self.sub_status, "neutral", recognised=False)
+        return Badge(label, "pending")
+
+    @property
+    def words(self) -> str:
+        """ "Approved", "Pending · Resubmission required": the badges' words in a sentence."""
+        sub_status = self.sub_status_badge
+        return f"{self.badge.label} · {sub_status.label}" if sub_status else self.badge.label
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One sighting of a state: a webhook event or a lookup."""
+
+    at: datetime
+    state: KycState
+    source: str  # "Align", "seen by you", "seen by j.smith"
+    from_align: bool
+    # Breaks ties between sightings at the same moment, in the order they were recorded.
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    state: KycState
+    since: datetime
+    source: str
+    from_align: bool
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Align's newest webhook says one thing, the fresh lookup another."""
+
+    webhook_at: datetime
+    webhook_says: str
+    lookup_shows: str
+
+
+@dataclass(frozen=True)
+class KycHistory:
+    entries: tuple[HistoryEntry, ...]  # newest first
+    # The newest webhook event's ID: an open page asks for anything newer (0: none yet).
+    newest_webhook_id: int
+    disagreement: Disagreement | None
+
+
+def kyc_history(*, customer: Customer, viewer_id: int, seen_at: datetime) -> KycHistory | None:
+    """The customer's History section for `viewer_id`'s card, just fetched at `seen_at`; None when
+    it can't be read.
+
+    Two indexed reads: webhook_customer_recent and audit_customer_action_recent.
+    """
+    customer_id = customer.customer_id
+    try:
+        # Only the columns a history entry shows: every lookup card reads up to a hundred rows
+        # here, and building whole rows (with the users') was a sixth of a lookup's time.
+        events = list(
+            KycWebhookEvent.objects.filter(customer_id=customer_id)
+            .only("event_created_at", "kyc_status", "kyc_sub_status")
+            .order_by("-id")[:WEBHOOK_EVENTS_READ]
+        )
+        lookups = list(
+            AuditEvent.objects.filter(
+                customer_id=customer_id, action=AuditEvent.Action.LOOKUP, outcome=AuditEvent.Outcome.FOUND
+            )
+            .select_related("user")
+            .only("occurred_at", "kyc_status", "user__" + get_user_model().USERNAME_FIELD)
+            .order_by("-id")[:LOOKUPS_READ]
+        )
+    except DatabaseError:
+        logger.exception("The KYC history of customer %s could not be read", customer_id)
+        return None
+    return build_history(
+        events, lookups, viewer_id=viewer_id, current=KycState.of_customer(customer), current_at=seen_at
+    )
+
+
+def build_history(
+    events: Iterable[KycWebhookEvent],
+    lookups: Iterable[AuditEvent],
+    *,
+    viewer_id: int,
+    current: KycState,
+    current_at: datetime | None = None,
+) -> KycHistory:
+    """`current` is what the lookup behind this card saw, at `current_at`: its audit row keeps the
+    overall status only, and this sighting knows the sub-status too."""
+    events, lookups = list(events), list(lookups)
+    fresh = [Observation(current_at, current, "seen by you", False)] if current_at is not None else []
+    observations = (
+        fresh
+        + [
+            Observation(
+                event.event_created_at,
+                KycState.of(event.kyc_status, event.kyc_sub_status),
+                ALIGN_SOURCE,
+                True,
+                event.pk,
+            )
+            for event in events
+        ]
+        + [
+            Observation(
+                lookup.occurred_at,
+                KycState.of(lookup.kyc_status),
+                _seen_by(lookup, viewer_id),
+                False,
+                lookup.pk,
+            )
+            for lookup in lookups
+        ]
+    )
+    newest_webhook = max(events, key=lambda event: (event.event_created_at, event.pk), default=None)
+    disagreement = None
+    if newest_webhook is not None:
+        said = KycState.of(newest_webhook.kyc_status, newest_webhook.kyc_sub_status)
+        if not said.same_as(current):
+            disagreement = Disagreement(newest_webhook.event_created_at, said.words, current.words)
+    return KycHistory(
+        entries=fold(observations),
+        newest_webhook_id=max((event.pk for event in events), default=0),
+        disagreement=disagreement,
+    )
+
+
+def _seen_by(lookup: AuditEvent, viewer_id: int) -> str:
+    return "seen by you" if lookup.user_id == viewer_id else f"seen by {lookup.user.get_username()}"
+
+
+def fold(observations: Iterable[Observation]) -> tuple[HistoryEntry, ...]:
+    """Only the changes, newest first: a run of one state is one entry, with the run's first time.
+
+    A run learns its sub-status from whichever sighting knows it, so a later sighting with
+    another sub-status starts a new entry even when the run began with a lookup, which knew none.
+    """
+    entries: list[HistoryEntry] = []
+    run: KycState | None = None
+    for seen in sorted(observations, key=lambda seen: (seen.at, not seen.from_align, seen.order)):
+        if run is not None and seen.state.same_as(run):
+            if not run.sub_status and seen.state.sub_status:
+                run = seen.state
+            continue
+        entries.append(HistoryEntry(seen.state, seen.at, seen.source, seen.from_align))
+        run = seen.state
+    return tuple(reversed(entries))
+
+
+# --- An open page of a pending customer watches for changes (static/js/watch.js) -------------
+
+WEBHOOK_MODE = "webhook"
+FALLBACK_MODE = "fallback"
+AUTOMATIC_REFRESH = "auto"
+# On an automatic refresh's answer: when the check ran, as the card shows times ("14:02").
+CHECKED_AT_HEADER = "X-Checked-At"
+
+
+@dataclass(frozen=True)
+class KycWatch:
+    """What the customer card tells watch.js: how to learn of a change, and how often to ask.
+
+    With webhooks, the page asks our own server (`changes_url`, one indexed query) and looks the
+    customer up again only when a newer webhook arrived. Without them, it looks the customer up
+    again itself, less often, and stops after a while.
+    """
+
+    mode: str
+    refresh_url: str
+    poll_seconds: int
+    changes_url: str = ""
+    after: int = 0
+    stop_after_seconds: int = 0  # 0: keeps watching as long as the page is open and pending
+
+
+def watch_for(customer: Customer, history: KycHistory | None) -> KycWatch | None:
+    """Only a pending customer is watched: the other statuses are where KYC ends."""
+    kyc = customer.kycs
+    if kyc is None or kyc.status != KycStatus.PENDING:
+        return None
+    was = {"refresh": AUTOMATIC_REFRESH, "was": str(kyc.status)}
+    if isinstance(kyc.sub_status, KycSubStatus):
+        was["was_sub"] = str(kyc.sub_status)
+    refresh_url = f"{reverse('customers:detail', args=[customer.customer_id])}?{urlencode(was)}"
+    if not settings.ALIGN_WEBHOOKS_ENABLED:
+        return KycWatch(
+            FALLBACK_MODE,
+            refresh_url,
+            settings.DASHBOARD_FALLBACK_POLL_SECONDS,
+            stop_after_seconds=settings.DASHBOARD_FALLBACK_POLL_MINUTES * 60,
+        )
+    if history is None:  # without the newest event's ID, every poll would look like news
+        return None
+    return KycWatch(
+        WEBHOOK_MODE,
+        refresh_url,
+        settings.DASHBOARD_WATCH_POLL_SECONDS,
+        changes_url=reverse("customers:kyc_changes", args=[customer.customer_id]),
+        after=history.newest_webhook_id,
+    )
+
+
+def state_before_refresh(query: Mapping[str, str]) -> KycState | None:
+    """What the page showed before it refreshed itself (`was`, `was_sub`), known codes only.
+
+    These come from the address, so they are checked against the contract's values and never
+    shown as sent; anything else reads as "not known".
+    """
+    try:
+        status = KycStatus(query.get("was", ""))
+    except ValueError:
+        return None
+    try:
+        sub_status = KycSubStatus(query.get("was_sub", "")) if query.get("was_sub") else ""
+    except ValueError:
+        sub_status = ""
+    return KycState.of(str(status), str(sub_status))
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """ "Status changed: Pending → Approved, 14:02": highlighted once, on the card that shows it."""
+
+    before: str
+    after: str
+    at: datetime
+
+
+def status_change(before: KycState | None, customer: Customer, *, at: datetime) -> StatusChange | None:
+    now = KycState.of_customer(customer)
+    if before is None or before.same_as(now):
+        return None
+    return StatusChange(before.words, now.words, at)

@@ -1,0 +1,129 @@
+"""Session lifetime, and the log lines of signing in and out.
+
+The idle timeout is Django's own (SESSION_COOKIE_AGE, moved on each time the session is saved).
+Saving it on every request (SESSION_SAVE_EVERY_REQUEST) would cost a write per page and per
+lookup, so a signed-in session is saved at most once a minute for the clock alone: it may end up
+to a minute before its idle timeout, never after. What Django lacks is an absolute limit, so a
+session kept busy all night still ends.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django_htmx.http import HttpResponseClientRedirect
+
+from dashboard.accounts.login_attempts import typed_username
+from dashboard.ops.client_ip import client_ip
+
+logger = logging.getLogger(__name__)
+
+SESSION_STARTED_KEY = "dashboard_signed_in_at"
+SESSION_REFRESHED_KEY = "dashboard_refreshed_at"
+# A request this long after the session's expiry was last moved on saves it, which moves it on.
+SESSION_REFRESH_SECONDS = 60
+# Sent by a page that asks the server by itself (static/js/watch.js): nobody is at work, so such
+# a request does not keep the session from idling out.
+AUTOMATIC_REQUEST_HEADER = "X-Automatic-Request"
+SESSION_ENDED_MESSAGE = (
+    "Your session reached its {hours}-hour limit and was ended for security. Log in again to continue."
+)
+LOGGED_OUT_MESSAGE = "You have been logged out."
+
+
+def start_session_clock(request: HttpRequest) -> None:
+    request.session[SESSION_STARTED_KEY] = request.session[SESSION_REFRESHED_KEY] = time.time()
+
+
+class SessionLifetimeMiddleware:
+    """Ends a signed-in session DASHBOARD_SESSION_MAX_HOURS after it began, and keeps it from idling out.
+
+    The idle expiry moves on whenever the session is saved; a request more than
+    SESSION_REFRESH_SECONDS after the last such move marks the session changed, so it is saved.
+    A page's automatic requests (AUTOMATIC_REQUEST_HEADER) do not: a pending customer's page
+    left open would otherwise keep its session alive until the absolute limit.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            started = request.session.get(SESSION_STARTED_KEY)
+            if started is None:
+                start_session_clock(request)
+            elif time.time() - started > settings.DASHBOARD_SESSION_MAX_HOURS * 3600:
+                return self._end_session(request)
+            elif (
+                request.headers.get(AUTOMATIC_REQUEST_HEADER) != "1"
+                and time.time() - request.session.get(SESSION_REFRESHED_KEY, 0) >= SESSION_REFRESH_SECONDS
+            ):
+                request.session[SESSION_REFRESHED_KEY] = time.time()
+        return self.get_response(request)
+
+    def _end_session(self, request: HttpRequest) -> HttpResponse:
+        logger.info("Session ended: it reached the %s-hour limit", settings.DASHBOARD_SESSION_MAX_HOURS)
+        logout(request)
+        messages.info(request, SESSION_ENDED_MESSAGE.format(hours=settings.DASHBOARD_SESSION_MAX_HOURS))
+        return login_redirect(request)
+
+
+def login_redirect(request: HttpRequest) -> HttpResponse:
+    """To the login page, coming back here afterwards.
+
+    An htmx request gets a client-side redirect, so the login page replaces the whole page
+    instead of appearing inside the result card, and comes back to the page, not the fragment.
+    """
+    if request.htmx:
+        return_to = urlsplit(request.htmx.current_url or "").path or request.get_full_path()
+        return HttpResponseClientRedirect(redirect_to_login(return_to)["Location"])
+    return redirect_to_login(request.get_full_path())
+
+
+def log_signed_in(sender, request: HttpRequest, user, **kwargs) -> None:
+    start_session_clock(request)
+    logger.info("Signed in", extra={"user_id": str(user.pk)})
+
+
+def log_signed_out(sender, request: HttpRequest, user, **kwargs) -> None:
+    logger.info("Signed out", extra={"user_id": str(user.pk) if user else "-"})
+
+
+def log_sign_in_failed(sender, credentials, request: HttpRequest | None = None, **kwargs) -> None:
+    """No username on this line: a mistyped password in the username field would land in the log."""
+    logger.warning("Sign-in failed", extra={"client_ip": client_ip(request) if request else "-"})
+
+
+def log_locked_out(sender, request: HttpRequest, username: str | None, ip_address: str, **kwargs) -> None:
+    """`username` is the throttle's digest (accounts.login_attempts): the user is found by what was typed."""
+    user_model = get_user_model()
+    typed = typed_username(request)
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: typed}).first() if typed else None
+    logger.warning(
+        "Sign-in locked out after %s failures for %s minutes",
+        settings.AXES_FAILURE_LIMIT,
+        int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        extra={"user_id": str(user.pk) if user else "unknown", "client_ip": ip_address},
+    )
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only), then a line on the login page saying it worked.
+
+    A message, not a query flag: only the logout itself can put it there, so a shared or
+    bookmarked login address never claims someone was logged out.
+    """
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.success(request, LOGGED_OUT_MESSAGE)
+        return response

@@ -1,0 +1,11 @@
+"""Connects the sign-in log lines (dashboard.accounts.sessions) to Django's and django-axes' signals."""
+
+from axes.signals import user_locked_out
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+
+from dashboard.accounts import sessions
+
+user_logged_in.connect(sessions.log_signed_in, dispatch_uid="dashboard-signed-in")
+user_logged_out.connect(sessions.log_signed_out, dispatch_uid="dashboard-signed-out")
+user_login_failed.connect(sessions.log_sign_in_failed, dispatch_uid="dashboard-sign-in-failed")
+user_locked_out.connect(sessions.log_locked_out, dispatch_uid="dashboard-locked-out")
