@@ -7,12 +7,9 @@ the contract: an ISO code is named ("United Kingdom (GB)"); anything else is sho
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pycountry
-
-if TYPE_CHECKING:  # records delegates Address.lines here, so the import only serves type checkers
-    from customers.align.records import Address
 
 # ASCII only: pycountry lower-cases what it is given, and Unicode look-alikes (the Kelvin sign
 # becomes "k") must not be named as a country.
@@ -34,7 +31,17 @@ def country_line(country: str | None) -> str | None:
     return f"{getattr(record, 'common_name', record.name)} ({sent.upper()})"
 
 
-def address_lines(address: "Address") -> list[str]:
+class PostalAddress(Protocol):
+    """What a layout reads of an address: records.Address, which delegates its `lines` here."""
+
+    street_line_1: str | None
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+
+
+def address_lines(address: PostalAddress) -> list[str]:
     """The address in its country's layout, skipping the parts Align left out or blank."""
     record = _iso_country(_text(address.country))
     layout = LAYOUTS.get(record.alpha_2 if record else None, _each_on_its_own_line)
