@@ -723,3 +723,14 @@ def test_rerun_list_comes_from_the_audit_rows_in_order(actor, stub):
     state = wait_for(start(actor, [GRACE, ADA, UNKNOWN]))
     assert sorted(bulk_state.rerun_list(uuid.UUID(state.batch_id))) == sorted([GRACE, ADA, UNKNOWN])
     assert bulk_state.rerun_list(uuid.uuid4()) == []
+
+
+def test_a_paste_reads_past_what_chat_apps_add_as_the_single_lookup_does():
+    found = bulk_paste.read_customer_list(f"\u201c{ADA}\u201d.\n<{GRACE}>\n\ufeff{ADA}")
+    assert [str(customer_id) for customer_id in found.customer_ids] == [ADA, GRACE]
+    assert found.duplicates == 1
+
+
+def test_a_rejected_entry_names_the_character_that_cannot_be_read():
+    found = bulk_paste.read_customer_list(ADA + "\n" + ADA[:-1] + "l")
+    assert [entry.reason for entry in found.rejected] == ["not a customer ID: contains \u201cl\u201d"]

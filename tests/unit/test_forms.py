@@ -244,3 +244,90 @@ def test_an_email_query_never_shows_its_address_in_a_repr_or_str():
     query = parse_email("jane@example.com")
     assert "jane" not in repr(query)
     assert "jane" not in str(query)
+
+
+# --- What pasting adds (issue #19, item 7) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"\u200b{CANONICAL}\u200b",
+        f"{CANONICAL[:8]}\u200b{CANONICAL[8:]}",
+        f"\ufeff{CANONICAL}",
+        f"\u00a0{CANONICAL}\u00a0",
+        f"\u202f{CANONICAL}\u2007",
+        f"{CANONICAL}.",
+        f"{CANONICAL},",
+        f'"{CANONICAL}"',
+        f"'{CANONICAL}'",
+        f"\u201c{CANONICAL}\u201d",
+        f"\u2018{CANONICAL}\u2019",
+        f"<{CANONICAL}>",
+        f"\u201c<{CANONICAL}>\u201d.",
+        f"\u200e{CANONICAL}\u200f",
+        f"<https://dashboard.example/customers/{CANONICAL}/>",
+    ],
+    ids=[
+        "zero-width-spaces-around",
+        "zero-width-space-inside",
+        "byte-order-mark",
+        "non-breaking-spaces",
+        "narrow-and-figure-spaces",
+        "trailing-full-stop",
+        "trailing-comma",
+        "straight-double-quotes",
+        "straight-single-quotes",
+        "curly-double-quotes",
+        "curly-single-quotes",
+        "angle-brackets",
+        "quotes-brackets-and-full-stop",
+        "direction-marks",
+        "link-in-angle-brackets",
+    ],
+)
+def test_what_pasting_adds_around_an_id_is_read_past(text):
+    assert str(parse_customer_reference(text)) == CANONICAL
+    form = CustomerLookupForm({"customer_id": text})
+    assert form.is_valid(), form.errors
+    assert str(form.cleaned_data["customer_id"]) == CANONICAL
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"<{CANONICAL}", f'"{CANONICAL}\u201d', f"<<{CANONICAL}>", f"{CANONICAL}!"],
+    ids=["unclosed-bracket", "mismatched-quotes", "unbalanced-brackets", "exclamation-mark"],
+)
+def test_wrapping_that_does_not_pair_up_is_not_guessed_at(text):
+    with pytest.raises(ValueError, match=r"^not a UUID$"):
+        parse_customer_reference(text)
+
+
+def test_an_email_pasted_in_angle_brackets_with_a_full_stop_is_a_search():
+    form = CustomerLookupForm({"customer_id": "<ada.lovelace@example.com>."})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["customer_id"] == EmailQuery("ada.lovelace@example.com")
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (CANONICAL[:-1] + "l", "\u201cl\u201d"),
+        ("\uff13" + CANONICAL[1:], "\u201c\uff13\u201d (U+FF13)"),
+        (f"{CANONICAL[:8]}\u2062{CANONICAL[8:]}", "an invisible character (U+2062)"),
+        (CANONICAL.replace("-", "\u2010"), "\u201c\u2010\u201d (U+2010)"),
+    ],
+    ids=["letter-l-for-one", "full-width-digit", "invisible-times", "unicode-hyphens"],
+)
+def test_a_character_that_cannot_be_read_is_named(text, named):
+    form = CustomerLookupForm({"customer_id": text})
+    assert not form.is_valid()
+    (message,) = form.errors["customer_id"]
+    assert message.startswith(f"Not a customer ID: it contains {named}, which can't be part of one.")
+    assert EXAMPLE_CUSTOMER_ID in message
+
+
+def test_text_that_is_not_id_shaped_gets_the_general_words():
+    form = CustomerLookupForm({"customer_id": "ada-lovelace"})
+    assert not form.is_valid()
+    assert form.errors["customer_id"][0].startswith("Not a customer ID. Paste")

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from customers.forms import parse_customer_reference
+from customers.forms import UnreadableCharacter, parse_customer_reference
 from customers.services import decisions as presentation
 
 MAX_CUSTOMERS = 500
@@ -115,6 +115,8 @@ def _rejection_reason(entry: str, error: ValueError) -> str:
         return "an e-mail address, not a customer ID"
     if "too long" in str(error):
         return "too long to be a customer ID"
+    if isinstance(error, UnreadableCharacter):
+        return f"not a customer ID: contains {error.shown}"
     return "not a customer ID"
 
 
