@@ -156,11 +156,13 @@
   });
 
   // --- Rate limits: Try again only once Align's wait is over -----------------------------------
-  // Counted from a deadline, not by ticks: a background tab's timers may run late.
+  // Counted from a deadline, not by ticks: a background tab's timers may run late. htmx reports
+  // one swap several times (the result and each out-of-band part), so a button counts down once.
   function startCountdowns(root) {
-    root.querySelectorAll("[data-retry-after]").forEach(function (button) {
+    root.querySelectorAll("[data-retry-after]:not([data-counting])").forEach(function (button) {
       const seconds = parseInt(button.dataset.retryAfter, 10);
       if (!(seconds > 0)) return;
+      button.dataset.counting = "true";
       const readyAt = Date.now() + seconds * 1000;
       const wait = document.createElement("span");
       wait.className = "retry-wait";

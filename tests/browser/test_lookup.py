@@ -378,3 +378,19 @@ def test_only_transient_failures_offer_try_again(logged_in_page, drill, offers_t
     look_up(page, str(drill))
     expect(page.locator("#result .failure-card")).to_be_visible()
     expect(page.get_by_role("link", name="Try again")).to_have_count(1 if offers_try_again else 0)
+
+
+def test_the_rate_limit_countdown_is_said_once_after_each_kind_of_swap(logged_in_page, stand_in):
+    """Each swap counts down on its own button only, never adding to one that already counts."""
+    page = logged_in_page
+    page.clock.install()
+    button = page.get_by_role("link", name="Try again")
+    demo_link(page, DrillId.RATE_LIMITED).click()
+    expect(button).to_have_text(re.compile(r"^Try again in 30 s$"))
+    look_up(page, DrillId.RATE_LIMITED)
+    expect(button).to_have_text(re.compile(r"^Try again in 30 s$"))
+    page.clock.fast_forward(31_000)
+    expect(button).to_have_text("Try again")
+    button.click()
+    expect(button).to_have_attribute("aria-disabled", "true")
+    expect(button).to_have_text(re.compile(r"^Try again in 30 s$"))
