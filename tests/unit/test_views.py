@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import requests
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -70,6 +70,18 @@ def test_user_without_permission_gets_403_saying_what_to_ask_for(client, django_
     assert response.status_code == 403
     assert b"customers.lookup_customer" in response.content
     assert b"add you to the <strong>Compliance staff</strong> group" in response.content
+
+
+def test_an_auditor_without_lookups_is_pointed_at_the_audit_log_they_can_read(client, django_user_model):
+    """Compliance auditors read the trail but look nobody up: "ask to be added to staff" is wrong advice."""
+    auditor = django_user_model.objects.create_user(username="auditor", password="irrelevant", is_staff=True)
+    auditor.groups.add(Group.objects.get(name="Compliance auditors"))
+    client.force_login(auditor)
+    response = client.get("/customers/")
+    assert response.status_code == 403
+    assert b'href="/admin/customers/auditevent/"' in response.content
+    assert b"Open the audit log" in response.content
+    assert b"Compliance staff" not in response.content
 
 
 def test_user_without_permission_never_reaches_align(client, django_user_model, align):
