@@ -36,7 +36,7 @@ run: $(STAMP)
 	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-# Production: debug off, so DJANGO_SECRET_KEY and the rest of README's "Deploying" must be set.
+# Production: debug off, so DJANGO_SECRET_KEY and the rest of docs/operations.md, "Deploying", must be set.
 # gunicorn.conf.py binds $${BIND:-127.0.0.1}:$${PORT:-8000}; several instances run side by side on
 # other ports (`make serve PORT=8101`). exec: gunicorn replaces the shell and gets its signals.
 serve: $(STAMP)
@@ -63,8 +63,9 @@ $(AXE): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(AXE)
 
-# Debian's nginx in front of gunicorn, as README's "Deploying" runs it (tests/system/test_slow_clients.py),
-# installed only where missing: nginx-light where the release still has it (Debian 12), else nginx.
+# Debian's nginx in front of gunicorn, as docs/operations.md, "Deploying", runs it
+# (tests/system/test_slow_clients.py), installed only where missing: nginx-light where the release
+# still has it (Debian 12), else nginx.
 # openssl makes that test's throwaway certificate.
 NGINX := /usr/sbin/nginx
 nginx:

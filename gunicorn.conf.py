@@ -19,7 +19,7 @@ bind = [f"{os.environ.get('BIND') or '127.0.0.1'}:{os.environ.get('PORT') or '80
 # With Redis (REDIS_URL), two processes of eight threads: one process per core of the 2-core
 # machine `make bench` measured (one process could use one core only; three or four did no
 # better), and threads because lookups mostly wait for Align. More cores: one worker each,
-# `GUNICORN_CMD_ARGS="--workers N"` (README, "Deploying"; bench/README.md, "Worker shape").
+# `GUNICORN_CMD_ARGS="--workers N"` (docs/operations.md, "Deploying"; bench/README.md, "Worker shape").
 # Without Redis the cache is each process's own memory, and a bulk lookup's rows must be read
 # by whichever worker answers the page's next poll: one process of sixteen threads.
 worker_class = "gthread"
@@ -55,6 +55,6 @@ gunicorn_wsgi.Response = ResponseWithoutServerHeader
 
 
 # --- Server hooks ------------------------------------------------------------------------------
-# Prometheus multiprocess metrics (README, "Health, readiness and metrics"): gunicorn finds the
+# Prometheus multiprocess metrics (docs/operations.md, "Health, readiness and metrics"): gunicorn finds the
 # hook by its name; it marks a stopped worker's metric files dead.
 from dashboard.ops.metrics import child_exit  # noqa: E402, F401

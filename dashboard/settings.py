@@ -116,7 +116,7 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105  (debug only; never in production)
 
-# The key of the audit trail's e-mail hashes (README: "Searching by e-mail"). Its own secret, not
+# The key of the audit trail's e-mail hashes (docs/security.md, "Searches by e-mail"). Its own secret, not
 # SECRET_KEY: rotating the secret key must not make past searches unfindable, and the other way round.
 DASHBOARD_AUDIT_HASH_KEY = env_str("DASHBOARD_AUDIT_HASH_KEY")
 if not DASHBOARD_AUDIT_HASH_KEY:
@@ -141,11 +141,11 @@ if not re.fullmatch(r"[A-Za-z0-9-]+", ALIGN_API_KEY_HEADER):
         f"ALIGN_API_KEY_HEADER must be an HTTP header name; got {ALIGN_API_KEY_HEADER!r}."
     )
 ALIGN_API_TIMEOUT = env_seconds("ALIGN_API_TIMEOUT", 10.0)
-# How many customers of one bulk lookup are fetched at once (README: "Bulk lookup").
+# How many customers of one bulk lookup are fetched at once (docs/staff-guide.md, "Bulk lookup").
 ALIGN_BULK_CONCURRENCY = env_positive_int("ALIGN_BULK_CONCURRENCY", 8, maximum=32)
 DASHBOARD_USER_AGENT = f"KYC-Desk/{__version__}"
 
-# --- Align's webhooks and pages that update themselves (README: "Webhooks and KYC history") ----
+# --- Align's webhooks and pages that update themselves (docs/operations.md, "Receiving Align's webhooks")
 # POST /webhooks/align/ answers 404 until this is on: an address nobody registered stays shut.
 ALIGN_WEBHOOKS_ENABLED = env_bool("ALIGN_WEBHOOKS_ENABLED", False)
 # Align signs deliveries with the company's API key. While a new key is rolled out, deliveries
@@ -301,7 +301,7 @@ else:
 REDIS_URL = env_redis_url("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    # Sessions in the cache alone (README: "Database and cache"): no database write per request
+    # Sessions in the cache alone (docs/operations.md, "Database and cache"): no database write per request
     # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
     SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
@@ -350,7 +350,7 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Security and compliance (README: "Security and compliance") ----------------------------
+# --- Security and compliance (docs/security.md) ----------------------------------------------
 # Sessions end after DASHBOARD_SESSION_IDLE_MINUTES without a request (a request moves the
 # server-side expiry on, saving the session at most once a minute: dashboard.accounts.sessions), after
 # DASHBOARD_SESSION_MAX_HOURS whatever happens, and when the browser closes (the cookie carries
@@ -435,7 +435,7 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next", "csrfmiddlewaretoken"]
 
-# --- Health, readiness and metrics (README: "Health, readiness and metrics") -----------------
+# --- Health, readiness and metrics (docs/operations.md) ---------------------------------------
 # /metrics answers only requests with "Authorization: Bearer <this>"; unset, it is a 404.
 DASHBOARD_METRICS_TOKEN = env_str("DASHBOARD_METRICS_TOKEN")
 # Set under gunicorn: each worker writes its metrics here, and /metrics adds them up. Read by

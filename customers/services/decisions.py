@@ -430,7 +430,7 @@ def link_offer(kyc: Kyc | None) -> LinkOffer:
 
 
 def offers_new_kyc_session(kyc: Kyc | None) -> bool:
-    """Whether the card offers Start new KYC session (to those allowed; README: "New KYC sessions").
+    """Whether the card offers Start new KYC session (to those allowed; docs/staff-guide.md).
 
     Offered when there is nothing to send: no KYC yet, or no link that is a web link; and after a
     rejection, which Align's flow lets a lead restart. Not while pending with a working link (send

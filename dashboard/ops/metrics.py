@@ -108,7 +108,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
     No token configured: 404, as if there were no such page. A missing or wrong token: 401 with
     WWW-Authenticate, so whoever sets up the scraper can tell "wrong token" from "metrics off";
-    the page's existence is no secret (the README lists it), its contents are.
+    the page's existence is no secret (docs/operations.md lists it), its contents are.
     """
     expected = settings.DASHBOARD_METRICS_TOKEN
     if not expected:

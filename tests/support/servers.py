@@ -50,7 +50,7 @@ def inherited_env(*, drop_prefixes: tuple[str, ...] = (), drop_names: tuple[str,
 
 
 def deployment_variables(work_dir: Path, *, align_url: str, align_key: str) -> dict[str, str]:
-    """What README's "Deploying" has an operator set, on loopback: plain HTTP, password sign-in,
+    """What docs/operations.md, "Deploying", has an operator set, on loopback: plain HTTP, password sign-in,
     a SQLite file and STATIC_ROOT in work_dir. One random secret key per environment: every
     process started with it (instances side by side, a restart) accepts the others' sessions."""
     return {

@@ -2,7 +2,7 @@
 
 Each instance is `make serve` with the production settings (debug off) in its own process group,
 on a free loopback port, over one SQLite file and one STATIC_ROOT, against the stand-in in this
-process. They start one after the other (README, "Deploying": migrate and collectstatic of two
+process. They start one after the other (docs/operations.md, "Deploying": migrate and collectstatic of two
 instances must not run at the same moment) and then run side by side. HOME and XDG_RUNTIME_DIR
 point into a throwaway folder, where gunicorn would put a pid file or control socket of its own.
 """
@@ -136,7 +136,7 @@ def stand_in():
 
 @pytest.fixture(scope="module")
 def serve_env(stand_in, work_dir) -> dict[str, str]:
-    """The production variables of README's "Deploying", on plain HTTP over loopback.
+    """The production variables of docs/operations.md, "Deploying", on plain HTTP over loopback.
 
     Nothing inherited from this run's own settings, make or a BIND of the machine: what `make
     serve` does without them is what is tested.

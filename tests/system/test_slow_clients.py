@@ -1,4 +1,4 @@
-"""Slow clients against the dashboard as README's "Deploying" runs it: nginx in front of gunicorn.
+"""Slow clients against the dashboard as docs/operations.md, "Deploying", runs it: nginx before gunicorn.
 
 Each gunicorn thread waits without a time limit for a connection that has sent part of a request,
 so a few dozen clients that send a byte, or trickle their headers or a POST body, hold all 16
@@ -86,12 +86,13 @@ def stand_in():
 
 @pytest.fixture(scope="module")
 def server_env(stand_in, work_dir) -> dict[str, str]:
-    """The production environment of README's "Deploying", on loopback, over a migrated database."""
+    """The production environment of docs/operations.md, "Deploying", on loopback, over a migrated
+    database."""
     env = production_env(
         work_dir,
         align_url=stand_in.base_url,
         align_key=STAND_IN_KEY,
-        # TLS ends at nginx, in front of gunicorn, as README's "Deploying" runs it.
+        # TLS ends at nginx, in front of gunicorn, as docs/operations.md, "Deploying", runs it.
         DJANGO_HTTPS_ONLY="1",
         DJANGO_BEHIND_TLS_PROXY="1",
         DASHBOARD_TRUSTED_PROXIES="127.0.0.1",

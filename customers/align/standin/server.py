@@ -270,7 +270,7 @@ DRILL_DESCRIPTIONS: dict[str, str] = {
 
 # --- Generated customers, for bulk lookups ------------------------------------------------------
 # Deterministic: the same index always gives the same ID and the same customer, on every machine,
-# so the README can print a list to paste.
+# so docs/stand-in.md can print a list to paste.
 GENERATED_NAMESPACE = uuid.UUID("6f0c8f55-2b1e-4d3a-9c77-5a1d2e3f4b60")
 GENERATED_LIMIT = 10_000
 FIRST_NAMES = ("Alan", "Barbara", "Claude", "Edsger", "Frances", "Hedy", "Ivan", "Joan", "Ken", "Lynn")
