@@ -167,7 +167,7 @@ class AuditExport(UserActionRecord):
 
     class Meta:
         ordering = ["-exported_at", "-id"]
-        # No permissions of its own: reading it takes customers.view_auditevent (see admin.py).
+        # No permissions of its own: reading it takes customers.view_auditevent (view_permission, in admin/).
         default_permissions = ()
         verbose_name = "audit log export"
 
@@ -199,7 +199,7 @@ class BulkLookup(UserActionRecord):
 
     class Meta:
         ordering = ["-started_at"]
-        # No permissions of its own: reading it takes customers.view_auditevent (see admin.py).
+        # No permissions of its own: reading it takes customers.view_auditevent (view_permission, in admin/).
         default_permissions = ()
         verbose_name = "bulk lookup"
 
