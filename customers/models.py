@@ -30,7 +30,31 @@ class CustomerAccess(models.Model):
         return "Customer lookup access"
 
 
-class AuditEvent(models.Model):
+class UserActionRecord(models.Model):
+    """What every record of something a signed-in user did carries: the address and request it came from.
+
+    Abstract, so each record keeps its own table. The user itself is declared by each record with
+    acting_user(): the reverse accessor and the help text name what the user did, so they differ.
+    """
+
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    request_id = models.CharField("request ID", max_length=32, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+def acting_user(related_name: str, who: str) -> models.ForeignKey:
+    """The user who did it; protected, so the record of what they did outlives their account."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name=related_name,
+        help_text=f"{who} cannot be deleted; deactivate them instead.",
+    )
+
+
+class AuditEvent(UserActionRecord):
     """One lookup of a customer, or one copy of their KYC link, by one signed-in user.
 
     Answers an auditor's "who looked at this customer, when, and who sent them the KYC link?".
@@ -66,12 +90,7 @@ class AuditEvent(models.Model):
     KYC_STATUS_NOT_SENT = "(not sent)"
 
     occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="audit_events",
-        help_text="Users with audit events cannot be deleted; deactivate them instead.",
-    )
+    user = acting_user("audit_events", "Users with audit events")
     action = models.CharField(max_length=20, choices=Action.choices)
     # Empty only for a search by e-mail that did not find exactly one customer.
     customer_id = models.UUIDField("customer ID", db_index=True, null=True, blank=True)
@@ -82,8 +101,6 @@ class AuditEvent(models.Model):
     is_refresh = models.BooleanField("refresh", default=False)
     # A refresh the customer's open page made by itself (customers/services/history.py), not staff's click.
     automatic = models.BooleanField("automatic refresh", default=False)
-    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
-    request_id = models.CharField("request ID", max_length=32, blank=True)
     batch = models.ForeignKey(
         "BulkLookup",
         on_delete=models.PROTECT,
@@ -131,7 +148,7 @@ class AuditEvent(models.Model):
         return f"{self.get_action_display()} of {subject} by {self.user.get_username()}"
 
 
-class AuditExport(models.Model):
+class AuditExport(UserActionRecord):
     """One CSV export of the audit log: who took a copy of the trail, when, of how much, and how chosen.
 
     Kept apart from AuditEvent, whose rows are each about one customer; an export is about the
@@ -139,12 +156,7 @@ class AuditExport(models.Model):
     """
 
     exported_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="audit_exports",
-        help_text="Users who exported the audit log cannot be deleted; deactivate them instead.",
-    )
+    user = acting_user("audit_exports", "Users who exported the audit log")
     rows = models.PositiveIntegerField("events exported")
     all_matching = models.BooleanField(
         "all matching", help_text="Every event the filters matched, rather than the rows ticked on one page."
@@ -152,12 +164,10 @@ class AuditExport(models.Model):
     filters = models.TextField(
         blank=True, help_text="The audit log's filters and search at the time, as in its address."
     )
-    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
-    request_id = models.CharField("request ID", max_length=32, blank=True)
 
     class Meta:
         ordering = ["-exported_at", "-id"]
-        # No permissions of its own: reading it takes customers.view_auditevent (see admin.py).
+        # No permissions of its own: reading it takes customers.view_auditevent (view_permission, in admin/).
         default_permissions = ()
         verbose_name = "audit log export"
 
@@ -165,7 +175,7 @@ class AuditExport(models.Model):
         return f"Audit log export {self.pk} by {self.user.get_username()}"
 
 
-class BulkLookup(models.Model):
+class BulkLookup(UserActionRecord):
     """One bulk lookup: who checked a list of customers, when, and how much of the list was read.
 
     Its ID is the batch ID that each of its lookups (AuditEvent.batch) carries, so an auditor can
@@ -174,12 +184,7 @@ class BulkLookup(models.Model):
     """
 
     id = models.UUIDField("batch ID", primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="bulk_lookups",
-        help_text="Users who ran bulk lookups cannot be deleted; deactivate them instead.",
-    )
+    user = acting_user("bulk_lookups", "Users who ran bulk lookups")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     ids_submitted = models.PositiveIntegerField("entries pasted")
     ids_valid = models.PositiveIntegerField("customer IDs")
@@ -191,12 +196,10 @@ class BulkLookup(models.Model):
         default=0,
         help_text="Customers never sent to Align: the batch ran out of time, or nobody was watching it.",
     )
-    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
-    request_id = models.CharField("request ID", max_length=32, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
-        # No permissions of its own: reading it takes customers.view_auditevent (see admin.py).
+        # No permissions of its own: reading it takes customers.view_auditevent (view_permission, in admin/).
         default_permissions = ()
         verbose_name = "bulk lookup"
 
@@ -204,24 +207,17 @@ class BulkLookup(models.Model):
         return f"Bulk lookup {self.pk} by {self.user.get_username()}"
 
 
-class BulkLookupExport(models.Model):
+class BulkLookupExport(UserActionRecord):
     """One CSV download of a bulk lookup's results, written before the file is sent."""
 
     batch = models.ForeignKey(BulkLookup, on_delete=models.PROTECT, related_name="exports")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        related_name="bulk_lookup_exports",
-        help_text="Users who exported bulk lookups cannot be deleted; deactivate them instead.",
-    )
+    user = acting_user("bulk_lookup_exports", "Users who exported bulk lookups")
     exported_at = models.DateTimeField(auto_now_add=True, db_index=True)
     rows = models.PositiveIntegerField("customers exported")
     with_email = models.BooleanField("with e-mail addresses")
     status_filter = models.CharField(
         "status filter", max_length=40, blank=True, help_text="The one status exported; empty for all."
     )
-    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
-    request_id = models.CharField("request ID", max_length=32, blank=True)
 
     class Meta:
         ordering = ["-exported_at", "-id"]

@@ -1,31 +1,16 @@
-"""Who may look customers up: active users holding `customers.lookup_customer`."""
+"""Who may do what with customers: the permissions, and the gate each view needing one stands behind."""
 
-from collections.abc import Callable
-from functools import wraps
-
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-
-from dashboard.accounts.sessions import login_redirect
+from dashboard.accounts.gate import permission_required
 
 LOOKUP_PERMISSION = "customers.lookup_customer"
+# Compliance leads only (migration 0009): a new session replaces the customer's link.
+START_PERMISSION = "customers.start_kyc_session"
 # Created by migration 0003 with exactly the lookup permission; how people are given access.
 COMPLIANCE_STAFF_GROUP = "Compliance staff"
 
-
-def lookup_permission_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Send anonymous users to the login page and refuse (403) those without the permission.
-
-    An htmx request from a page whose session has expired gets a client-side redirect, so the
-    login page replaces the whole page instead of appearing inside the result card.
-    """
-
-    @wraps(view)
-    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return login_redirect(request)
-        if not request.user.has_perm(LOOKUP_PERMISSION):
-            raise PermissionDenied("Customer lookups need the customers.lookup_customer permission.")
-        return view(request, *args, **kwargs)
-
-    return guarded
+lookup_permission_required = permission_required(
+    LOOKUP_PERMISSION, f"Customer lookups need the {LOOKUP_PERMISSION} permission."
+)
+start_kyc_session_permission_required = permission_required(
+    START_PERMISSION, f"Starting a KYC session needs the {START_PERMISSION} permission."
+)

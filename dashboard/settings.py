@@ -201,7 +201,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "dashboard.ops.log_context.LogContextMiddleware",
     "dashboard.accounts.sessions.SessionLifetimeMiddleware",
-    "dashboard.accounts.two_factor.TwoFactorMiddleware",
+    "dashboard.accounts.two_factor.middleware.TwoFactorMiddleware",
     # A view whose write fails because the database can't be written answers 503, saying so.
     "dashboard.ops.database.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

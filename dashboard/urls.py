@@ -4,8 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from customers.views import webhooks as webhook_views
-from dashboard.accounts import sessions as security
-from dashboard.accounts import two_factor
+from dashboard.accounts import sessions
+from dashboard.accounts.two_factor import views as two_factor
 from dashboard.ops import health, metrics
 
 urlpatterns = [
@@ -16,7 +16,7 @@ urlpatterns = [
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
-    path("accounts/logout/", security.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", sessions.LogoutView.as_view(), name="logout"),
     path("accounts/two-factor/setup/", two_factor.setup, name="two_factor_setup"),
     path("accounts/two-factor/verify/", two_factor.verify, name="two_factor_verify"),
     path(

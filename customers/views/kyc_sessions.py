@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -20,13 +19,12 @@ from django.views.decorators.http import require_POST
 
 from customers.align.client import AlignError, KycSession, kyc_session_start
 from customers.align.records import Customer, Kyc
+from customers.permissions import start_kyc_session_permission_required
 from customers.services import audit
 from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure
 from customers.views import lookup as views
-from dashboard.accounts.sessions import login_redirect
 from dashboard.ops.log_context import bind_customer
 
-START_PERMISSION = "customers.start_kyc_session"
 # Long enough to absorb a double click, a second tab and a colleague on the same call.
 GUARD_SECONDS = 60
 NOTICE_TEMPLATE = f"{views.PAGE_TEMPLATE}#kyc-session-notice"
@@ -38,15 +36,12 @@ def guard_key(customer_id: uuid.UUID) -> str:
 
 @require_POST
 @never_cache
+@start_kyc_session_permission_required
 def start_kyc_session(request: views.HtmxHttpRequest, customer_id: uuid.UUID) -> HttpResponse:
     """Start the session, then swap the whole card for one showing the new link.
 
     Refusals and failures answer in the card's notice area (#kyc-session-notice) instead.
     """
-    if not request.user.is_authenticated:
-        return login_redirect(request)
-    if not request.user.has_perm(START_PERMISSION):
-        raise PermissionDenied("Starting a KYC session needs the customers.start_kyc_session permission.")
     bind_customer(customer_id)
     now = timezone.now()
     # cache.add is atomic in every backend: of two concurrent starts, exactly one gets the key.

@@ -10,16 +10,14 @@ session kept busy all night still ends.
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django_htmx.http import HttpResponseClientRedirect
 
+from dashboard.accounts.gate import login_redirect
 from dashboard.accounts.login_attempts import typed_username
 from dashboard.ops.client_ip import client_ip
 
@@ -73,18 +71,6 @@ class SessionLifetimeMiddleware:
         logout(request)
         messages.info(request, SESSION_ENDED_MESSAGE.format(hours=settings.DASHBOARD_SESSION_MAX_HOURS))
         return login_redirect(request)
-
-
-def login_redirect(request: HttpRequest) -> HttpResponse:
-    """To the login page, coming back here afterwards.
-
-    An htmx request gets a client-side redirect, so the login page replaces the whole page
-    instead of appearing inside the result card, and comes back to the page, not the fragment.
-    """
-    if request.htmx:
-        return_to = urlsplit(request.htmx.current_url or "").path or request.get_full_path()
-        return HttpResponseClientRedirect(redirect_to_login(return_to)["Location"])
-    return redirect_to_login(request.get_full_path())
 
 
 def log_signed_in(sender, request: HttpRequest, user, **kwargs) -> None:

@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import strip_tags
 
-from customers import admin as audit_admin
-from customers.admin import CSV_COLUMNS
+from customers.admin import base as admin_base
+from customers.admin.audit import CSV_COLUMNS, AuditEventAdmin
 from customers.align.standin.server import DemoId
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services import audit
@@ -701,8 +701,8 @@ def test_the_list_counts_exactly_below_the_cap(admin_client, events):
 
 
 def test_a_log_past_the_cap_reads_as_at_least_the_cap_and_still_pages(admin_client, jane, monkeypatch):
-    monkeypatch.setattr(audit_admin, "AUDIT_LIST_COUNT_CAP", 4)
-    monkeypatch.setattr(audit_admin.AuditEventAdmin, "list_per_page", 2)
+    monkeypatch.setattr(admin_base, "AUDIT_LIST_COUNT_CAP", 4)
+    monkeypatch.setattr(AuditEventAdmin, "list_per_page", 2)
     customers = [uuid.UUID(int=0x5000 + number, version=4) for number in range(7)]
     for customer_id in customers:
         AuditEvent.objects.create(

@@ -17,6 +17,7 @@ from django.test import Client
 
 from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent
+from customers.permissions import START_PERMISSION
 from customers.views import kyc_sessions
 
 pytestmark = pytest.mark.django_db
@@ -361,5 +362,5 @@ def test_compliance_leads_hold_the_lookup_and_the_start_permission():
 
 
 def test_the_permission_the_view_checks_exists():
-    app_label, codename = kyc_sessions.START_PERMISSION.split(".")
+    app_label, codename = START_PERMISSION.split(".")
     assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists()

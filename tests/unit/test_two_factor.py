@@ -15,13 +15,9 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from dashboard.accounts.two_factor import (
-    PENDING_KEY_SESSION_KEY,
-    RECOVERY_CODES_SESSION_KEY,
-    THROTTLED_MESSAGE,
-    TwoFactorMiddleware,
-    _check_code,
-)
+from dashboard.accounts.two_factor.forms import THROTTLED_MESSAGE, _check_code
+from dashboard.accounts.two_factor.middleware import TwoFactorMiddleware
+from dashboard.accounts.two_factor.views import PENDING_KEY_SESSION_KEY, RECOVERY_CODES_SESSION_KEY
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 
 pytestmark = pytest.mark.django_db

@@ -1,8 +1,8 @@
-"""What the top bar offers the signed-in user, decided by dashboard.accounts.two_factor."""
+"""What the top bar offers the signed-in user, decided by dashboard.accounts.two_factor.devices."""
 
 from django import template
 
-from dashboard.accounts.two_factor import confirmed_app_devices
+from dashboard.accounts.two_factor.devices import confirmed_app_devices
 
 register = template.Library()
 

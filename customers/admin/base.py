@@ -1,0 +1,115 @@
+"""What every admin page of the dashboard's records shares: read, never written, by whoever may read them.
+
+Nobody changes or deletes the record of who looked at a customer, superusers included, so every
+write permission is refused here whatever the user's permissions say. Times show with seconds and
+zone, so an auditor can quote them; lists that only grow count up to a cap.
+"""
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from customers.forms import parse_customer_reference
+
+MIN_PREFIX_CHARS = 4
+HEX_DIGITS_IN_ID = 32
+
+
+def audit_time(moment: datetime) -> SafeString:
+    """A time an auditor can quote: date, seconds and zone, in the dashboard's time zone."""
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time class="audit-time" datetime="{}">{}</time>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S %Z}"
+    )
+
+
+# The audit log only grows (millions of rows a year for a team), so its list never counts or
+# groups over the whole table: counting stops here, and its filters (admin/audit.py) read indexes only.
+AUDIT_LIST_COUNT_CAP = 10_000
+
+
+class AtLeast(int):
+    """A count that stopped at its cap: it reads "10,000+" wherever the admin prints it."""
+
+    def __str__(self) -> str:
+        return f"{int(self):,}+"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most AUDIT_LIST_COUNT_CAP matching rows, so a page costs the same on any size of log.
+
+    Beyond the cap the list says "10,000+" and pages through the newest 10,000; the month, user
+    and other filters and the customer search reach the older events.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        matching = self.object_list.order_by()[: AUDIT_LIST_COUNT_CAP + 1].count()
+        return AtLeast(AUDIT_LIST_COUNT_CAP) if matching > AUDIT_LIST_COUNT_CAP else matching
+
+
+def time_column(field: str, description: str = "time") -> Callable[[admin.ModelAdmin, Model], SafeString]:
+    """A list and page column showing the record's `field` as audit_time does, sorted by that field."""
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin: admin.ModelAdmin, record: Model) -> SafeString:
+        return audit_time(getattr(record, field))
+
+    return column
+
+
+def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
+    """Customer IDs are stored as UUIDs, so match them as IDs rather than as free text."""
+    term = search_term.strip()
+    if not term:
+        return queryset
+    try:
+        return queryset.filter(customer_id=parse_customer_reference(term))
+    except ValueError:
+        pass
+    prefix = term.lower()
+    hex_digits = prefix.replace("-", "")
+    if MIN_PREFIX_CHARS <= len(hex_digits) <= HEX_DIGITS_IN_ID and set(prefix) <= set("0123456789abcdef-"):
+        # The IDs that start so lie between the prefix padded with 0s and with fs: a range
+        # the customer_id index answers, where a LIKE over the text reads every row.
+        first, last = (uuid.UUID(hex_digits.ljust(HEX_DIGITS_IN_ID, pad)) for pad in "0f")
+        return queryset.filter(customer_id__range=(first, last))
+    return queryset.none()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A kind of record in the admin: listed and read, never added, changed or deleted, and no bulk actions.
+
+    Set view_permission to have it read with that permission instead of the model's own: the
+    records about the audit log (its exports, the bulk lookups) are read by whoever may read the log.
+    """
+
+    view_permission: str | None = None
+    actions = None
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, record: Model) -> str:
+        return record.user.get_username()
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if self.view_permission is None:
+            return super().has_view_permission(request, obj)
+        return request.user.has_perm(self.view_permission)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
