@@ -61,3 +61,29 @@ def test_signed_out_visitors_get_no_account_links(client):
     bar = top_bar(client, "/accounts/login/")
     assert SETUP_LINK not in bar
     assert ADMIN_LINK not in bar
+
+
+def test_a_user_held_at_the_code_page_is_offered_only_log_out(staff_user):
+    """Password accepted, code not yet: nothing of the app is offered before the second factor."""
+    staff_user.is_staff = True
+    staff_user.save()
+    TOTPDevice.objects.create(user=staff_user, name="Authenticator app", confirmed=True)
+    client = Client()
+    client.force_login(staff_user)
+    bar = top_bar(client, "/accounts/two-factor/verify/")
+    assert "Bulk lookup" not in bar
+    assert ADMIN_LINK not in bar
+    assert SETUP_LINK not in bar
+    assert "Log out" in bar
+    assert staff_user.get_username() in bar
+
+
+def test_a_user_held_at_enrolment_is_offered_only_log_out(staff_client, settings):
+    settings.DASHBOARD_REQUIRE_2FA = True
+    bar = top_bar(staff_client, SETUP)
+    assert "Bulk lookup" not in bar
+    assert "Log out" in bar
+
+
+def test_once_verified_the_top_bar_offers_the_pages_again(staff_user):
+    assert "Bulk lookup" in top_bar(enrolled_client(staff_user))

@@ -25,13 +25,23 @@ class TwoFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = request.user
-        if user.is_authenticated and not user.is_verified() and not _is_exempt(request.path):
-            if confirmed_app_devices(user).exists():
-                return _hold_at(request, "two_factor_verify")
-            if settings.DASHBOARD_REQUIRE_2FA:
-                return _hold_at(request, "two_factor_setup")
+        if not _is_exempt(request.path) and (page := held_at(request.user)):
+            return _hold_at(request, page)
         return self.get_response(request)
+
+
+def held_at(user) -> str | None:
+    """The two-factor page a signed-in user is held at until verified; None once they are through.
+
+    Also what the top bar asks, so a held user is offered nothing but Log out.
+    """
+    if not user.is_authenticated or user.is_verified():
+        return None
+    if confirmed_app_devices(user).exists():
+        return "two_factor_verify"
+    if settings.DASHBOARD_REQUIRE_2FA:
+        return "two_factor_setup"
+    return None
 
 
 def _is_exempt(path: str) -> bool:
