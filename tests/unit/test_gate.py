@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import path
 
 from dashboard import urls as dashboard_urls
-from dashboard.accounts.gate import permission_required
+from dashboard.accounts.gate import IDLE_SESSION_ENDED_MESSAGE, permission_required
 
 PERMISSION = "auth.view_user"
 REFUSAL = "This page needs the auth.view_user permission."
@@ -31,7 +31,18 @@ def gated(request: HttpRequest) -> HttpResponse:
     return HttpResponse("behind the gate")
 
 
-urlpatterns = [*dashboard_urls.urlpatterns, path(PAGE[1:], gated), path(FRAGMENT[1:], gated)]
+@permission_required(PERMISSION, REFUSAL, page=True)
+def gated_page(request: HttpRequest, name: str) -> HttpResponse:
+    passed.append(request.path)
+    return HttpResponse(f"the page of {name}")
+
+
+urlpatterns = [
+    *dashboard_urls.urlpatterns,
+    path(PAGE[1:], gated),
+    path(FRAGMENT[1:], gated),
+    path("pages/<str:name>/", gated_page),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +100,37 @@ def test_the_signed_in_with_the_permission_reach_the_view(permitted):
     assert response.status_code == 200
     assert response.content == b"behind the gate"
     assert passed == [PAGE]
+
+
+def test_a_link_to_a_page_clicked_after_the_session_ended_comes_back_to_that_page(client, htmx_headers):
+    """The customer clicked, not the one on screen when the session ended."""
+    response = client.get(
+        "/pages/grace/?refresh=1", headers={**htmx_headers, "HX-Current-URL": "http://testserver/pages/ada/"}
+    )
+
+    assert response["HX-Redirect"] == "/accounts/login/?next=/pages/grace/"
+
+
+def test_a_post_to_a_page_comes_back_to_the_page_it_was_sent_from(client, htmx_headers):
+    response = client.post(
+        "/pages/grace/", headers={**htmx_headers, "HX-Current-URL": "http://testserver/pages/ada/"}
+    )
+
+    assert response["HX-Redirect"] == "/accounts/login/?next=/pages/ada/"
+
+
+def test_a_session_that_idled_out_is_explained_on_the_login_page(client, settings):
+    settings.DASHBOARD_SESSION_IDLE_MINUTES = 30
+    client.cookies[settings.SESSION_COOKIE_NAME] = "a-session-that-has-expired"
+
+    response = client.get(PAGE, follow=True)
+
+    assert response.redirect_chain[0][0].startswith("/accounts/login/?next=")
+    assert IDLE_SESSION_ENDED_MESSAGE.format(minutes=30).encode() in response.content
+    assert b"Your session ended after 30 minutes without activity." in response.content
+
+
+def test_a_visitor_who_never_signed_in_is_not_told_a_session_ended(client):
+    response = client.get(PAGE, follow=True)
+
+    assert b"Your session ended" not in response.content
