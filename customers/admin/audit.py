@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
+from customers.admin.words import seen_status
 from customers.models import AuditEvent, AuditExport
 from customers.services import audit
 from customers.services import decisions as presentation
@@ -226,10 +227,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="KYC status seen", ordering="kyc_status")
     def kyc_status_seen(self, event: AuditEvent) -> str:
-        """The status in the customer card's words; none when no customer was found."""
-        if event.outcome != AuditEvent.Outcome.FOUND or event.customer_id is None:
-            return self.get_empty_value_display()
-        return badge(presentation.seen_status_badge(event.outcome, event.kyc_status))
+        """The status in the customer card's words; none when no customer was shown."""
+        status = seen_status(event)
+        return self.get_empty_value_display() if status is None else badge(status)
 
     @admin.display(description="refresh", ordering="is_refresh")
     def refresh(self, event: AuditEvent) -> str:

@@ -352,9 +352,14 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
 }
 
 
+# The outcomes after which Align had told the dashboard a KYC status: a lookup that found the
+# customer, and a new KYC session (the status Align gave it).
+STATUS_SEEN_OUTCOMES = frozenset({AuditEvent.Outcome.FOUND, AuditEvent.Outcome.SESSION_STARTED})
+
+
 def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
-    """What a user saw at a past lookup, in the same badge words as the customer card."""
-    if outcome == AuditEvent.Outcome.FOUND:
+    """What a user saw at a past lookup, or the status Align gave a new KYC session, in the card's words."""
+    if outcome in STATUS_SEEN_OUTCOMES:
         if not kyc_status:
             return NOT_STARTED_BADGE
         if kyc_status == AuditEvent.KYC_STATUS_NOT_SENT:

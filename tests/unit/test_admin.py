@@ -300,6 +300,39 @@ def test_list_shows_kyc_statuses_in_the_products_words(admin_client, jane, outco
     assert text_of(row["kyc_status_seen"]) == words
 
 
+@pytest.mark.parametrize(
+    ("kyc_status", "words"),
+    [
+        pytest.param("pending", "Pending", id="pending"),
+        pytest.param(AuditEvent.KYC_STATUS_NOT_SENT, "Unknown", id="status-not-sent"),
+        pytest.param("frozen", "frozen unrecognised", id="a-status-align-added-later"),
+    ],
+)
+def test_a_kyc_session_start_shows_the_status_align_gave_it(admin_client, jane, kyc_status, words):
+    """Issue #19, item 5: these rows showed a dash although the database held the status."""
+    started = AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.SESSION_STARTED,
+        kyc_status=kyc_status,
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["kyc_status_seen"]) == words
+    assert dict(event_page_rows(admin_client.get(change_url(started))))["KYC status seen"] == words
+
+
+def test_a_kyc_session_start_that_failed_shows_no_status(admin_client, jane):
+    AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.REFUSED,
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["kyc_status_seen"]) == "-"
+
+
 def test_list_escapes_a_status_align_added_later(admin_client, jane):
     AuditEvent.objects.create(
         user=jane, action="lookup", customer_id=ADA, outcome="found", kyc_status="<b>frozen</b>"
