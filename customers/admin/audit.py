@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
-from customers.admin.words import seen_status
+from customers.admin.words import badge_words, seen_status
 from customers.models import AuditEvent, AuditExport
 from customers.services import audit
 from customers.services import decisions as presentation
@@ -48,6 +48,11 @@ CSV_COLUMNS = [
     "match_count",
     "matched_customer_ids",
     "email_hash",
+    # The same row in the list's words, after the codes: scripts read the columns above by
+    # position, and a person reading the file sees what the list showed.
+    "action_words",
+    "outcome_words",
+    "kyc_status_words",
 ]
 EXPORT_NOT_RECORDED = (
     "Nothing was exported: the export could not be put on record in the audit log. "
@@ -328,6 +333,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
                     "" if event.match_count is None else event.match_count,
                     " ".join(event.matched_customer_ids),
                     event.email_hash,
+                    event.get_action_display(),
+                    event.get_outcome_display(),
+                    spreadsheet_safe(badge_words(seen_status(event))),
                 ]
             )
 

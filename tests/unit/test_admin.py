@@ -464,9 +464,72 @@ def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane)
         "match_count": "",
         "matched_customer_ids": "",
         "email_hash": "",
+        "action_words": "Lookup",
+        "outcome_words": "Found",
+        "kyc_status_words": "Approved",
     }
     grace = dict(zip(header, rows[1], strict=True))
     assert (grace["customer_id"], grace["outcome"], grace["client_ip"]) == (str(GRACE), "not_found", "")
+    assert (grace["outcome_words"], grace["kyc_status_words"]) == ("Not found", "")
+
+
+def test_export_keeps_the_columns_auditors_scripts_read_in_their_order_and_adds_words_after_them():
+    assert CSV_COLUMNS[:15] == [
+        "occurred_at",
+        "user_id",
+        "username",
+        "action",
+        "customer_id",
+        "outcome",
+        "kyc_status",
+        "is_refresh",
+        "automatic",
+        "client_ip",
+        "request_id",
+        "batch_id",
+        "match_count",
+        "matched_customer_ids",
+        "email_hash",
+    ]
+    assert CSV_COLUMNS[15:] == ["action_words", "outcome_words", "kyc_status_words"]
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome", "kyc_status", "words"),
+    [
+        pytest.param("lookup", "found", "", ("Lookup", "Found", "Not started"), id="no-kyc-record"),
+        pytest.param(
+            "lookup", "found", AuditEvent.KYC_STATUS_NOT_SENT, ("Lookup", "Found", "Unknown"), id="not-sent"
+        ),
+        pytest.param(
+            "lookup", "found", "frozen", ("Lookup", "Found", "frozen (unrecognised)"), id="status-added-later"
+        ),
+        pytest.param("lookup", "timeout", "", ("Lookup", "Timed out", ""), id="timed-out"),
+        pytest.param("link_copied", "copied", "", ("KYC link copied", "Link copied", ""), id="link-copied"),
+        pytest.param(
+            "kyc_session",
+            "session_started",
+            "pending",
+            ("KYC session started", "New KYC session started", "Pending"),
+            id="kyc-session",
+        ),
+    ],
+)
+def test_export_gives_each_code_in_the_words_the_list_shows(
+    admin_client, jane, action, outcome, kyc_status, words
+):
+    event = AuditEvent.objects.create(
+        user=jane, action=action, customer_id=ADA, outcome=outcome, kyc_status=kyc_status
+    )
+    header, row = csv_rows(export(admin_client, event))
+    exported = dict(zip(header, row, strict=True))
+    assert (exported["action_words"], exported["outcome_words"], exported["kyc_status_words"]) == words
+    (listed_row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(listed_row["action"]) == words[0]
+    assert text_of(listed_row["outcome"]) == words[1]
+    assert text_of(listed_row["kyc_status_seen"]) == (
+        words[2].replace(" (unrecognised)", " unrecognised") or "-"
+    )
 
 
 def test_export_gives_a_search_by_e_mail_its_matches_and_hash_and_no_customer(admin_client, jane):
@@ -510,6 +573,7 @@ def test_export_escapes_cells_a_spreadsheet_would_run_as_formulas(admin_client, 
     exported = dict(zip(header, row, strict=True))
     assert exported["username"] == "'" + username
     assert exported["kyc_status"] == f'\'{start}HYPERLINK("https://evil.example")'
+    assert exported["kyc_status_words"] == f'\'{start}HYPERLINK("https://evil.example") (unrecognised)'
 
 
 def test_export_leaves_harmless_cells_alone(admin_client, event):
