@@ -14,8 +14,10 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR, SEARCH_VAR
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
-from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, QueryDict, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -23,11 +25,12 @@ from django.utils.safestring import SafeString, mark_safe
 
 from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
 from customers.admin.words import badge_words, seen_status
+from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport
 from customers.services import audit
 from customers.services import decisions as presentation
 from customers.services.email_search import email_hash_of_text
-from customers.services.spreadsheets import spreadsheet_safe
+from customers.services.spreadsheets import BYTE_ORDER_MARK, csv_file_name, spreadsheet_safe
 from customers.templatetags.kyc import badge
 
 logger = logging.getLogger(__name__)
@@ -146,6 +149,54 @@ def parse_batch_id(value: str | None) -> uuid.UUID | None:
 
 # A keyed e-mail hash as the audit trail stores it (customers/services/email_search.py): 64 hex digits.
 EMAIL_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+# What a list address carries besides its filters: paging, sorting and the admin's own flags.
+NOT_FILTERS = {*IGNORED_PARAMS, PAGE_VAR, ERROR_FLAG} - {SEARCH_VAR}
+YES_NO = {"1": "yes", "0": "no"}
+
+
+def export_name_details(query: QueryDict, *, all_matching: bool) -> list[str]:
+    """What an export of the list holds, for its file name: each filter and the search, as in the
+    address, and whether only rows ticked on a page were chosen (e.g. "outcome-found", "user-j.smith")."""
+    filters = [(key, value) for key, value in query.items() if key not in NOT_FILTERS and value]
+    details = [_filter_in_words(key, value) for key, value in filters]
+    return details if all_matching else [*details, "selected-rows"]
+
+
+def _filter_in_words(key: str, value: str) -> str:
+    """One filter of the list, named by the field it filters and the value chosen; IDs shortened."""
+    field = key.split("__")[0]
+    if key == SEARCH_VAR:
+        return f"search-{_search_in_words(value)}"
+    if key == "user__id__exact":
+        return f"user-{_username_of(value)}"
+    if key == BulkLookupFilter.parameter_name:
+        return f"batch-{value[:8]}"
+    if key.endswith("__gte"):
+        return f"from-{value[:10]}"
+    if key.endswith("__lt"):
+        return f"before-{value[:10]}"
+    if key.endswith("__exact") and value in YES_NO:
+        return f"{field}-{YES_NO[value]}"
+    return f"{field}-{value}"
+
+
+def _username_of(user_id: str) -> str:
+    """The username behind the user filter's ID; the ID as given when no user has it."""
+    user = get_user_model()._default_manager.filter(pk=user_id).first() if user_id.isdigit() else None
+    return user.get_username() if user else user_id
+
+
+def _search_in_words(term: str) -> str:
+    """A customer ID as the list shortens it, an e-mail's hash by its start: never a long code."""
+    term = term.strip().lower()
+    if EMAIL_HASH.fullmatch(term):
+        return f"email-{term[:8]}"
+    try:
+        return presentation.short_customer_id(parse_customer_reference(term))
+    except ValueError:
+        return term
 
 
 class AuditEventAdmin(ReadOnlyAdmin):
@@ -306,7 +357,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
             self.message_user(request, EXPORT_NOT_RECORDED, messages.ERROR)
             return None
         logger.info("Audit log exported: %s events (audit log export %s)", export.rows, export.pk)
-        filename = f"kyc-desk-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        details = export_name_details(request.GET, all_matching=export.all_matching)
+        filename = csv_file_name("audit-log", *details, made_at=export.exported_at)
         response = StreamingHttpResponse(self._csv_lines(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "no-store"
@@ -314,7 +366,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def _csv_lines(self, queryset: QuerySet) -> Iterator[str]:
         writer = csv.writer(_Echo())
-        yield writer.writerow(CSV_COLUMNS)
+        yield BYTE_ORDER_MARK + writer.writerow(CSV_COLUMNS)
         for event in queryset.select_related("user").order_by("occurred_at", "id").iterator(chunk_size=2000):
             yield writer.writerow(
                 [

@@ -1,5 +1,6 @@
 """The audit log in Django's admin: searchable, filterable, exportable, and never editable."""
 
+import codecs
 import csv
 import html
 import io
@@ -78,10 +79,16 @@ def at_moment(event: AuditEvent) -> AuditEvent:
 
 
 def csv_rows(response) -> list[list[str]]:
+    """The rows of an exported file, after the byte-order mark every export starts with."""
     assert response["Content-Type"].startswith("text/csv")
-    assert response["Content-Disposition"].startswith('attachment; filename="kyc-desk-audit-')
-    text = b"".join(response.streaming_content).decode()
-    return list(csv.reader(io.StringIO(text)))
+    assert response["Content-Disposition"].startswith('attachment; filename="kyc-audit-log-')
+    content = b"".join(response.streaming_content)
+    assert content.startswith(codecs.BOM_UTF8)
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+def file_name(response) -> str:
+    return re.fullmatch(r'attachment; filename="([^"]+)"', response["Content-Disposition"])[1]
 
 
 def export(client: Client, *events: AuditEvent):
@@ -581,6 +588,62 @@ def test_export_leaves_harmless_cells_alone(admin_client, event):
     exported = dict(zip(header, row, strict=True))
     assert exported["username"] == "jane"
     assert exported["kyc_status"] == "approved"
+
+
+def test_export_starts_with_a_byte_order_mark_so_excel_reads_accents_as_utf_8(
+    admin_client, django_user_model
+):
+    """Issue #19, item 10: without the mark Excel reads the file in a legacy code page."""
+    zoe = django_user_model.objects.create_user(username="zoë.müller", password="irrelevant-password")
+    event = AuditEvent.objects.create(user=zoe, action="lookup", customer_id=ADA, outcome="found")
+    response = export(admin_client, event)
+    content = b"".join(response.streaming_content)
+    assert content.startswith(codecs.BOM_UTF8 + b"occurred_at,")
+    assert content.count(codecs.BOM_UTF8) == 1
+    assert "zoë.müller".encode() in content
+
+
+def test_export_file_name_says_when_it_was_made_in_the_dashboards_time_zone(admin_client, events, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # +05:30, so neither the hour nor the minute match UTC's
+    response = export_all_matching(admin_client)
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    assert file_name(response) == f"kyc-audit-log-{made:%Y-%m-%d-%H%M}.csv"
+    assert made.utcoffset().total_seconds() == 5.5 * 3600
+
+
+def test_export_file_name_names_its_filters_search_and_ticked_rows(admin_client, events, jane):
+    query = f"?outcome__exact=found&user__id__exact={jane.pk}&q={ADA}&o=-1&p=1"
+    response = admin_client.post(
+        f"{CHANGELIST}{query}",
+        {"action": "export_csv", "_selected_action": [events["ada"].pk], "index": 0},
+    )
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    short = f"{str(ADA)[:8]}-{str(ADA)[-4:]}"
+    assert file_name(response) == (
+        f"kyc-audit-log-{made:%Y-%m-%d-%H%M}-outcome-found-user-jane-search-{short}-selected-rows.csv"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        pytest.param("?action__exact=link_copied", "action-link-copied", id="action"),
+        pytest.param("?is_refresh__exact=1", "is-refresh-yes", id="refresh"),
+        pytest.param("?month=2026-11", "month-2026-11", id="month"),
+        pytest.param(
+            "?occurred_at__gte=2026-11-25+00%3A00%3A00%2B00%3A00&occurred_at__lt=2026-11-26+00%3A00%3A00%2B00%3A00",
+            "from-2026-11-25-before-2026-11-26",
+            id="a-day",
+        ),
+        pytest.param("?q=" + "ab" * 32, "search-email-abababab", id="an-e-mail-hash"),
+        pytest.param("?q=3f2a", "search-3f2a", id="the-start-of-an-id"),
+        pytest.param("?user__id__exact=999999", "user-999999", id="a-user-who-is-not-there"),
+    ],
+)
+def test_export_of_everything_a_filter_matched_names_the_filter(admin_client, events, query, named):
+    response = export_all_matching(admin_client, query)
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    assert file_name(response) == f"kyc-audit-log-{made:%Y-%m-%d-%H%M}-{named}.csv"
 
 
 # --- Who may read and export ----------------------------------------------------------------
