@@ -19,8 +19,9 @@ from django.utils.html import strip_tags
 from customers.admin import base as admin_base
 from customers.admin.audit import CSV_COLUMNS, AuditEventAdmin
 from customers.align.standin.server import DemoId
-from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
 from customers.services import audit
+from customers.services.decisions import short_customer_id
 
 pytestmark = pytest.mark.django_db
 
@@ -62,12 +63,14 @@ def list_rows(response) -> list[dict[str, str]]:
     ]
 
 
-def event_page_rows(response) -> list[tuple[str, str]]:
-    """The event page's read-only rows, in order, as (label, what the value reads)."""
+def event_page_rows(response, *, line_break: str = "") -> list[tuple[str, str]]:
+    """The event page's read-only rows, in order, as (label, what the value reads).
+
+    `line_break` stands for each <br> in a value, so lines can be told apart.
+    """
     assert response.status_code == 200
-    rows = re.findall(
-        r"<label>([^<]*):</label>\s*<div class=\"readonly\">(.*?)</div>", response.content.decode(), re.S
-    )
+    content = response.content.decode().replace("<br>", line_break)
+    rows = re.findall(r"<label>([^<]*):</label>\s*<div class=\"readonly\">(.*?)</div>", content, re.S)
     return [(label, text_of(value)) for label, value in rows]
 
 
@@ -1020,8 +1023,6 @@ WEBHOOK_LIST = "/admin/customers/kycwebhookevent/"
 
 @pytest.fixture
 def webhook_event():
-    from customers.models import KycWebhookEvent
-
     return KycWebhookEvent.objects.create(
         delivery_key="c" * 64,
         customer_id=GRACE,
@@ -1033,8 +1034,6 @@ def webhook_event():
 
 
 def test_webhook_events_are_listed_in_the_cards_words_and_found_by_customer_id(admin_client, webhook_event):
-    from customers.services.decisions import short_customer_id
-
     page = admin_client.get(WEBHOOK_LIST).content.decode()
     assert "Pending" in page
     assert short_customer_id(GRACE) in page
@@ -1045,7 +1044,78 @@ def test_webhook_events_are_listed_in_the_cards_words_and_found_by_customer_id(a
 
 def test_a_webhook_event_can_be_read_but_not_added_changed_or_deleted(admin_client, webhook_event):
     page = admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/change/").content.decode()
-    assert "usd · swift" in page
+    assert "USD · swift" in page
     assert 'name="_save"' not in page
     assert admin_client.get(f"{WEBHOOK_LIST}add/").status_code == 403
     assert admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/delete/").status_code == 403
+
+
+def webhook_page_rows(event: KycWebhookEvent, client: Client) -> dict[str, str]:
+    """The event page's rows by label; the breakdown's lines joined by " | "."""
+    return dict(event_page_rows(client.get(f"{WEBHOOK_LIST}{event.pk}/change/"), line_break=" | "))
+
+
+def test_a_webhook_events_codes_read_in_the_cards_words(admin_client, webhook_event):
+    """Issue #19, item 5: the page showed kyc_form_resubmission_required and lower-case codes."""
+    rows = webhook_page_rows(webhook_event, admin_client)
+    assert rows["KYC status"] == "Pending"
+    assert rows["Sub-status"] == "Resubmission required"
+    assert rows["Status breakdown"] == "USD · ACH: Pending | USD · swift unrecognised: Approved"
+    (row,) = list_rows(admin_client.get(WEBHOOK_LIST))
+    assert (text_of(row["status"]), text_of(row["sub_status"])) == ("Pending", "Resubmission required")
+
+
+def test_a_webhook_events_codes_the_dashboard_does_not_know_are_shown_as_sent_and_marked(admin_client):
+    event = KycWebhookEvent.objects.create(
+        delivery_key="d" * 64,
+        customer_id=GRACE,
+        event_created_at=timezone.now(),
+        kyc_status="frozen",
+        kyc_sub_status="kyc_<b>paused</b>",
+        breakdown=[["gbp", "faster_payments", "suspended"]],
+    )
+    page = admin_client.get(f"{WEBHOOK_LIST}{event.pk}/change/").content.decode()
+    assert "kyc_&lt;b&gt;paused&lt;/b&gt;" in page
+    rows = webhook_page_rows(event, admin_client)
+    assert rows["KYC status"] == "frozen unrecognised"
+    assert rows["Sub-status"] == "kyc_<b>paused</b> unrecognised"
+    assert rows["Status breakdown"] == "gbp · faster_payments unrecognised: suspended unrecognised"
+
+
+def test_a_webhook_event_without_kyc_reads_as_not_started(admin_client):
+    event = KycWebhookEvent.objects.create(
+        delivery_key="e" * 64, customer_id=GRACE, event_created_at=timezone.now(), kyc_status=""
+    )
+    rows = webhook_page_rows(event, admin_client)
+    assert (rows["KYC status"], rows["Sub-status"], rows["Status breakdown"]) == ("Not started", "-", "None")
+
+
+def test_the_webhook_status_filter_offers_words_and_filters_by_the_code(admin_client, webhook_event):
+    for status, key in (("approved", "f"), ("", "0"), ("frozen", "1")):
+        KycWebhookEvent.objects.create(
+            delivery_key=key * 64, customer_id=ADA, event_created_at=timezone.now(), kyc_status=status
+        )
+    page = admin_client.get(WEBHOOK_LIST).content.decode()
+    offered = re.findall(r'<a href="\?kyc_status=(\w+)"[^>]*>([^<]+)</a>', page)
+    assert offered == [
+        ("pending", "Pending"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+        ("none", "Not started"),
+        ("not_sent", "Unknown"),
+        ("other", "Other (unrecognised)"),
+    ]
+
+    def statuses(value: str) -> list[str]:
+        listed = admin_client.get(WEBHOOK_LIST, {"kyc_status": value}).context["cl"].result_list
+        return [event.kyc_status for event in listed]
+
+    assert statuses("pending") == ["pending"]
+    assert statuses("none") == [""]
+    assert statuses("other") == ["frozen"]
+    assert statuses("junk") == []
+
+
+def test_the_webhook_pages_show_statuses_as_the_cards_badges(admin_client, webhook_event):
+    for path in (WEBHOOK_LIST, f"{WEBHOOK_LIST}{webhook_event.pk}/change/"):
+        assert 'href="/static/css/audit-admin.css"' in admin_client.get(path).content.decode()
