@@ -16,13 +16,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR, SEARCH_VAR
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect, QueryDict, StreamingHttpResponse
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from customers.admin import activity
 from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
 from customers.admin.words import badge_words, seen_status
 from customers.forms import parse_customer_reference
@@ -170,7 +174,8 @@ def _filter_in_words(key: str, value: str) -> str:
     if key == SEARCH_VAR:
         return f"search-{_search_in_words(value)}"
     if key == "user__id__exact":
-        return f"user-{_username_of(value)}"
+        user = user_chosen(value)
+        return f"user-{user.get_username() if user else value}"
     if key == BulkLookupFilter.parameter_name:
         return f"batch-{value[:8]}"
     if key.endswith("__gte"):
@@ -182,10 +187,9 @@ def _filter_in_words(key: str, value: str) -> str:
     return f"{field}-{value}"
 
 
-def _username_of(user_id: str) -> str:
-    """The username behind the user filter's ID; the ID as given when no user has it."""
-    user = get_user_model()._default_manager.filter(pk=user_id).first() if user_id.isdigit() else None
-    return user.get_username() if user else user_id
+def user_chosen(user_id: str):
+    """The user whose ID the user filter holds; None when it holds none, or no user has it."""
+    return get_user_model()._default_manager.filter(pk=user_id).first() if user_id.isdigit() else None
 
 
 def _search_in_words(term: str) -> str:
@@ -317,18 +321,37 @@ class AuditEventAdmin(ReadOnlyAdmin):
         url = reverse("admin:customers_bulklookup_change", args=[event.batch_id])
         return format_html('<a href="{}"><code class="audit-id">{}</code></a>', url, event.batch_id)
 
+    def get_urls(self) -> list[URLPattern]:
+        """The audit log's pages and, before them (the change page would take its path), a user's activity."""
+        activity_page = self.admin_site.admin_view(self.activity_view)
+        return [
+            path("activity/<int:user_id>/", activity_page, name="customers_auditevent_activity"),
+            *super().get_urls(),
+        ]
+
+    def activity_view(self, request: HttpRequest, user_id: int) -> TemplateResponse:
+        """Everything one user did (admin/activity.py), read by whoever may read the audit log."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        person = get_object_or_404(get_user_model(), pk=user_id)
+        return activity.activity_response(request, self.admin_site, person)
+
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("customers.export_auditevent")
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         """An e-mail typed into the search box is swapped for its keyed hash in the address, so it
-        stays out of the browser's history, the page's links and a recorded export's filters."""
+        stays out of the browser's history, the page's links and a recorded export's filters.
+
+        Filtered to one user, the list offers everything else that user did (`activity_of`).
+        """
         hashed = email_hash_of_text(request.GET.get("q", ""))
         if hashed is not None:
             query = request.GET.copy()
             query["q"] = hashed
             return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
-        return super().changelist_view(request, extra_context)
+        person = user_chosen(request.GET.get("user__id__exact", ""))
+        return super().changelist_view(request, {**(extra_context or {}), "activity_of": person})
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         term = search_term.strip().lower()

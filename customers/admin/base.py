@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -86,6 +87,11 @@ def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
     return queryset.none()
 
 
+def activity_url(user_id: int) -> str:
+    """The page of everything one user did, sign-ins included (admin/activity.py)."""
+    return reverse("admin:customers_auditevent_activity", args=[user_id])
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """A kind of record in the admin: listed and read, never added, changed or deleted, and no bulk actions.
 
@@ -97,8 +103,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     actions = None
 
     @admin.display(description="user", ordering="user__username")
-    def username(self, record: Model) -> str:
-        return record.user.get_username()
+    def username(self, record: Model) -> SafeString:
+        """The username, leading to everything that user did (admin/activity.py)."""
+        username = record.user.get_username()
+        return format_html(
+            '<a href="{}" title="Everything {} did">{}</a>', activity_url(record.user_id), username, username
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if self.view_permission is None:
