@@ -331,6 +331,8 @@ def test_a_user_with_nothing_on_record(auditor_client, smith):
 def test_the_page_names_the_user_and_leads_back(auditor_client, smith):
     page = auditor_client.get(activity_url(smith)).content.decode()
     assert "<h1>Everything j.smith did</h1>" in page
+    assert '<a href="/admin/customers/">Customer lookups</a>' in page
+    assert f'<a href="{CHANGELIST}">Audit events</a>' in page
     assert f'href="{CHANGELIST}?user__id__exact={smith.pk}"' in page
     assert 'href="/static/css/audit-admin.css"' in page
 
