@@ -18,6 +18,7 @@ from django.utils import timezone
 from customers.align import client
 from customers.align.records import Customer
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.services.decisions import stored_status_code
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
 from dashboard.ops import metrics
 from dashboard.ops.client_ip import client_ip
@@ -118,7 +119,7 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
     try:
         if customer is not None:
             event.outcome = Outcome.FOUND
-            event.kyc_status = _kyc_status_seen(customer)
+            event.kyc_status = stored_status_code(customer.kycs)
         else:
             event.outcome = outcome_of_failure(error)
         metrics.LOOKUPS.labels(outcome=event.outcome).inc()
@@ -126,14 +127,6 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
-
-
-def _kyc_status_seen(customer: Customer) -> str:
-    if customer.kycs is None:
-        return ""
-    if customer.kycs.status is None:
-        return AuditEvent.KYC_STATUS_NOT_SENT
-    return str(customer.kycs.status)[:40]
 
 
 def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
@@ -346,7 +339,7 @@ def finish_email_search(
             event.matched_customer_ids = [str(customer.customer_id) for customer in customers]
             if len(customers) == 1:
                 event.customer_id = customers[0].customer_id
-                event.kyc_status = _kyc_status_seen(customers[0])
+                event.kyc_status = stored_status_code(customers[0].kycs)
         event.save(
             update_fields=["outcome", "match_count", "matched_customer_ids", "customer_id", "kyc_status"]
         )
@@ -369,9 +362,7 @@ def finish_kyc_session(event: AuditEvent, *, session: client.KycSession | None =
     try:
         if session is not None:
             event.outcome = Outcome.SESSION_STARTED
-            event.kyc_status = (
-                AuditEvent.KYC_STATUS_NOT_SENT if session.status is None else str(session.status)[:40]
-            )
+            event.kyc_status = stored_status_code(session)
         else:
             event.outcome = outcome_of_failure(error)
         event.save(update_fields=["outcome", "kyc_status"])

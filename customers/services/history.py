@@ -27,8 +27,7 @@ from django.urls import reverse
 from customers.align.records import Customer, KycStatus, KycSubStatus
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import decisions as presentation
-from customers.services.decisions import Badge
-from customers.services.webhooks import kyc_status_code
+from customers.services.decisions import Badge, stored_status_code
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class KycState:
     @classmethod
     def of_customer(cls, customer: Customer) -> "KycState":
         kyc = customer.kycs
-        return cls.of(kyc_status_code(customer), str(kyc.sub_status) if kyc and kyc.sub_status else "")
+        return cls.of(stored_status_code(kyc), str(kyc.sub_status) if kyc and kyc.sub_status else "")
 
     def same_as(self, other: "KycState") -> bool:
         """One state, as far as both observations know: a missing sub-status matches any."""
@@ -68,13 +67,7 @@ class KycState:
 
     @property
     def sub_status_badge(self) -> Badge | None:
-        if not self.sub_status:
-            return None
-        try:
-            label = presentation.SUB_STATUS_WORDS[KycSubStatus(self.sub_status)][0]
-        except ValueError:
-            return Badge(self.sub_status, "neutral", recognised=False)
-        return Badge(label, "pending")
+        return presentation.sub_status_badge(self.sub_status) if self.sub_status else None
 
     @property
     def words(self) -> str:

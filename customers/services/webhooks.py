@@ -31,7 +31,8 @@ from django.db import IntegrityError, transaction
 from redis import RedisError
 
 from customers.align.records import CANONICAL_UUID, LONE_SURROGATE, Customer, InvalidCustomerData
-from customers.models import AuditEvent, KycWebhookEvent
+from customers.models import KycWebhookEvent
+from customers.services.decisions import stored_status_code
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def store(delivery: Delivery, body: bytes) -> DeliveryResult:
                 delivery_key=delivery_key(delivery, body),
                 customer_id=customer.customer_id,
                 event_created_at=delivery.created_at,
-                kyc_status=kyc_status_code(customer),
+                kyc_status=stored_status_code(kyc),
                 kyc_sub_status=str(kyc.sub_status)[:60] if kyc and kyc.sub_status else "",
                 breakdown=[
                     [str(row.currency)[:40], str(row.payment_rails)[:40], str(row.status)[:40]]
@@ -208,15 +209,6 @@ def store(delivery: Delivery, body: bytes) -> DeliveryResult:
     except IntegrityError:
         return DeliveryResult.DUPLICATE
     return DeliveryResult.ACCEPTED
-
-
-def kyc_status_code(customer: Customer) -> str:
-    """The overall status as the audit log records what a lookup saw, so the two can be compared."""
-    if customer.kycs is None:
-        return ""
-    if customer.kycs.status is None:
-        return AuditEvent.KYC_STATUS_NOT_SENT
-    return str(customer.kycs.status)[:40]
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,18 @@ def test_null_and_unrecognised_kyc_statuses_are_recorded_as_sent(staff_client, s
     assert only_event().kyc_status == "approved_later"
 
 
+@pytest.mark.parametrize(
+    ("status", "kyc_status"),
+    [("pending", "pending"), (None, AuditEvent.KYC_STATUS_NOT_SENT), ("x" * 50, "x" * 40)],
+    ids=["pending", "status-null", "long-unrecognised"],
+)
+def test_a_new_kyc_session_is_recorded_with_its_status_coded_as_a_lookups(staff_user, status, kyc_status):
+    event = audit.start_kyc_session(audit.Actor(staff_user, None, ""), ADA)
+    audit.finish_kyc_session(event, session=client.KycSession(status=status, kyc_flow_link=""))
+    event.refresh_from_db()
+    assert (event.outcome, event.kyc_status) == (Outcome.SESSION_STARTED, kyc_status)
+
+
 def test_the_row_holds_ids_and_codes_but_nothing_personal(staff_client, serve):
     body = serve()
     staff_client.get(detail_url(ADA))

@@ -34,7 +34,7 @@ from customers.services.bulk import rows as bulk_rows
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
 from customers.services.bulk.rows import Category
-from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure
+from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure, kyc_warnings
 
 STAND_IN_KEY = "bulk-tests-stand-in-key"
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
@@ -210,27 +210,61 @@ def test_a_row_holds_the_email_only_when_asked():
 
 
 @pytest.mark.parametrize(
-    ("demo_id", "has_link", "offer", "problem"),
+    ("demo_id", "has_link", "action", "reason"),
     [
-        (DemoId.FORM_STARTED, True, "primary", ""),
-        (DemoId.INDIVIDUAL_APPROVED, True, "secondary", ""),
-        (DemoId.REJECTED, True, "hidden_behind_disclosure", ""),
-        (DemoId.NO_KYC_LINK, False, "", "Align sent no KYC link"),
-        (DemoId.NON_WEB_LINK, False, "", "Not a web link: open the customer"),
-        (DemoId.KYC_NOT_STARTED, False, "", "No KYC link yet"),
+        (DemoId.FORM_STARTED, True, "offer", ""),
+        (DemoId.INDIVIDUAL_APPROVED, True, "offer", ""),
+        (
+            DemoId.STATUS_NOT_SENT,
+            True,
+            "offer_with_warning",
+            "Align sent no overall KYC status: check it before sending the link.",
+        ),
+        (
+            DemoId.UNRECOGNISED_VALUES,
+            True,
+            "offer_with_warning",
+            "This KYC status is new to the dashboard: check it before sending the link.",
+        ),
+        (DemoId.REJECTED, False, "withhold", "Hidden: KYC rejected. Open the customer."),
+        (DemoId.NO_KYC_LINK, False, "withhold", "Align sent no KYC link"),
+        (DemoId.NON_WEB_LINK, False, "withhold", "Not a web link: open the customer"),
+        (DemoId.KYC_NOT_STARTED, False, "withhold", "No KYC link yet"),
     ],
 )
-def test_a_row_offers_the_link_by_the_single_views_rules(demo_id, has_link, offer, problem):
+def test_a_row_offers_the_link_by_the_single_views_rules(demo_id, has_link, action, reason):
     row = bulk_rows.customer_row(0, customer(demo_id), with_email=False)
-    assert bool(row.kyc_link) == has_link
-    assert (row.link_offer, row.link_problem) == (offer, problem)
-    assert "javascript:" not in row.kyc_link
+    assert bool(row.offered_link) == has_link
+    assert (row.link_action, row.link_reason) == (action, reason)
+    assert "javascript:" not in row.offered_link
+
+
+def test_a_row_carries_the_cards_warnings():
+    row = bulk_rows.customer_row(0, customer(DemoId.UNRECOGNISED_VALUES), with_email=False)
+    assert row.warnings == kyc_warnings(customer(DemoId.UNRECOGNISED_VALUES).kycs)
+    assert len(row.warnings) == 2
+    assert bulk_rows.customer_row(0, customer(ADA), with_email=False).warnings == ()
 
 
 def test_a_row_survives_the_cache_as_it_was():
     for demo_id in DEMO_CUSTOMERS:
         row = bulk_rows.customer_row(7, customer(demo_id), with_email=True)
         assert bulk_rows.BatchRow.from_cache(row.to_cache()) == row
+
+
+def test_a_row_cached_before_the_link_decision_reads_and_hands_out_no_link():
+    """A batch still running while the dashboard is updated was cached with the fields of before."""
+    earlier = bulk_rows.customer_row(7, customer(DemoId.REJECTED), with_email=False).to_cache()
+    for field in ("warnings", "link_action", "offered_link", "link_reason"):
+        del earlier[field]
+    earlier |= {
+        "kyc_link": DEMO_CUSTOMERS[DemoId.REJECTED]["kycs"]["kyc_flow_link"],
+        "link_offer": "hidden_behind_disclosure",
+        "link_problem": "",
+    }
+    row = bulk_rows.BatchRow.from_cache(earlier)
+    assert (row.name, row.status.label) == ("Marco Ferrante", "Rejected")
+    assert (row.link_action, row.offered_link, row.warnings) == ("", "", ())
     failed = bulk_rows.failure_row(
         2, uuid.UUID(UNKNOWN), describe_failure(client.CustomerNotFound("x")), "not_found"
     )
@@ -305,6 +339,8 @@ def test_csv_has_the_issues_columns_in_list_order():
         "Sub-status",
         "Breakdown",
         "KYC link",
+        "KYC link note",
+        "Warnings",
         "Outcome",
     ]
     assert first == [
@@ -315,6 +351,8 @@ def test_csv_has_the_issues_columns_in_list_order():
         "",
         "USD·ACH: Approved; USD·Wire: Approved; EUR·SEPA: Approved",
         DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"],
+        "",
+        "",
         "Found",
     ]
     assert second[:5] == [
@@ -324,7 +362,38 @@ def test_csv_has_the_issues_columns_in_list_order():
         "Pending",
         "Resubmission required",
     ]
-    assert third == [UNKNOWN, "", "", "", "", "", "", "No customer with this ID"]
+    assert third == [UNKNOWN, "", "", "", "", "", "", "", "", "No customer with this ID"]
+
+
+@pytest.mark.parametrize(
+    ("demo_id", "link", "note"),
+    [
+        (DemoId.REJECTED, "", "Hidden: KYC rejected. Open the customer."),
+        (DemoId.NON_WEB_LINK, "", "Not a web link: open the customer"),
+        (DemoId.NO_KYC_LINK, "", "Align sent no KYC link"),
+        (DemoId.KYC_NOT_STARTED, "", "No KYC link yet"),
+        (
+            DemoId.STATUS_NOT_SENT,
+            DEMO_CUSTOMERS[DemoId.STATUS_NOT_SENT]["kycs"]["kyc_flow_link"],
+            "Align sent no overall KYC status: check it before sending the link.",
+        ),
+    ],
+)
+def test_csv_hands_out_a_link_only_where_the_table_does_and_says_why_not(demo_id, link, note):
+    _, record = bulk_export.csv_records(
+        [bulk_rows.customer_row(0, customer(demo_id), with_email=False)], with_email=False
+    )
+    assert record[6:8] == [link, note]
+
+
+def test_csv_carries_the_rows_warnings():
+    unrecognised = customer(DemoId.UNRECOGNISED_VALUES)
+    _, record = bulk_export.csv_records(
+        [bulk_rows.customer_row(0, unrecognised, with_email=False)], with_email=False
+    )
+    assert record[8] == " ".join(kyc_warnings(unrecognised.kycs))
+    assert "the KYC status “on_hold”" in record[8]
+    assert "don't treat AED · UAEFTS as usable" in record[8]
 
 
 def test_csv_email_column_only_when_asked():

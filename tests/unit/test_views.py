@@ -751,7 +751,7 @@ def test_approved_corporate_demo_says_under_the_breakdown_that_its_pending_rail_
     serve(DemoId.CORPORATE_APPROVED)
     html = normalise_space(staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode())
     assert (
-        '</table> <p class="kyc-rails-note">'
+        '</table> <p class="kyc-warning">'
         "Approved overall; USD · Wire is still pending, so that rail can&#x27;t be used yet.</p>"
     ) in html
 
@@ -775,14 +775,14 @@ def test_rejected_demo_says_not_to_use_the_rail_that_still_shows_pending(staff_c
     serve(DemoId.REJECTED)
     html = staff_client.get(detail_url(DemoId.REJECTED)).content.decode()
     assert (
-        '<p class="kyc-rails-note">Rejected overall: do not use any rail, '
+        '<p class="kyc-warning">Rejected overall: do not use any rail, '
         "even though EUR · SEPA still shows Pending.</p>"
     ) in html
 
 
 def test_no_rails_note_when_every_rail_agrees_with_the_overall_status(staff_client, serve):
     serve()
-    assert b"kyc-rails-note" not in staff_client.get(ADA_URL).content
+    assert b"kyc-warning" not in staff_client.get(ADA_URL).content
 
 
 def test_rails_note_escapes_a_rail_status_sent_by_align(staff_client, serve):
