@@ -579,9 +579,13 @@ class LinkCopies:
 
 
 def describe_link_copies(
-    events: Sequence[AuditEvent] | None, *, viewer_id: int, now: datetime
+    events: Sequence[AuditEvent] | None, *, viewer_id: int, now: datetime, kyc: Kyc | None = None
 ) -> LinkCopies | None:
-    """Usernames and times only: never anything about the customer. None when unreadable."""
+    """Usernames and times only: never anything about the customer. None when unreadable.
+
+    `kyc` is the customer's KYC as the card shows it now, so a recent copy is worded for today's
+    state; without it (the Copy link beacon's answer) the copy is worded as for a pending customer.
+    """
     if events is None:
         return None
     copies = tuple(
@@ -592,7 +596,7 @@ def describe_link_copies(
         )
         for event in events
     )
-    recent_warning = _recent_copy_warning(copies[0].at, now) if copies else None
+    recent_warning = _recent_copy_warning(copies[0].at, now, kyc) if copies else None
     return LinkCopies(copies, recent_warning)
 
 
@@ -605,10 +609,15 @@ def _copied_when(moment: datetime, now: datetime) -> str:
     return f"on {local.day} {local:%b}{year} at {local:%H:%M}"
 
 
-def _recent_copy_warning(moment: datetime, now: datetime) -> str | None:
+def _recent_copy_warning(moment: datetime, now: datetime, kyc: Kyc | None) -> str | None:
     elapsed = now - moment
     if elapsed >= RECENT_COPY_WINDOW:
         return None
     minutes = max(int(elapsed.total_seconds() // 60), 0)
     ago = f"{minutes} minute{'' if minutes == 1 else 's'} ago" if minutes else "less than a minute ago"
+    status = kyc.status if kyc is not None else None
+    if status == KycStatus.APPROVED:
+        return f"Copied {ago}; KYC is approved now, so there is nothing more to send."
+    if status == KycStatus.REJECTED:
+        return f"Copied {ago}; KYC is rejected now: don't send it again."
     return f"Copied {ago} — check before sending it again."

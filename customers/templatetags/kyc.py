@@ -53,4 +53,10 @@ def badge(value: presentation.Badge) -> SafeString:
 @register.simple_tag(takes_context=True)
 def link_copies_seen(context, events) -> presentation.LinkCopies | None:
     """The link's recent copies, worded for whoever is reading the card ("by you") right now."""
-    return presentation.describe_link_copies(events, viewer_id=context["request"].user.pk, now=timezone.now())
+    customer = context.get("customer")
+    return presentation.describe_link_copies(
+        events,
+        viewer_id=context["request"].user.pk,
+        now=timezone.now(),
+        kyc=customer.kycs if customer is not None else None,
+    )

@@ -19,6 +19,7 @@ from customers.align.records import (
     RailStatus,
     StatusBreakdownRow,
 )
+from customers.align.standin.server import DemoId
 from customers.models import AuditEvent
 from customers.services import decisions as presentation
 from customers.services.decisions import (
@@ -955,3 +956,31 @@ def test_next_step_never_says_to_send_a_link_that_cannot_be_sent(sub_status, lin
 def test_under_review_without_a_link_still_waits_for_align():
     summary = kyc_summary(replace(kyc(KycStatus.PENDING, KycSubStatus.FORM_ACCEPTED), kyc_flow_link=None))
     assert summary.next_step == "None; wait for Align's decision."
+
+
+@pytest.mark.parametrize(
+    ("status", "warning"),
+    [
+        (KycStatus.PENDING, "Copied 5 minutes ago — check before sending it again."),
+        (None, "Copied 5 minutes ago — check before sending it again."),
+        (KycStatus.APPROVED, "Copied 5 minutes ago; KYC is approved now, so there is nothing more to send."),
+        (KycStatus.REJECTED, "Copied 5 minutes ago; KYC is rejected now: don't send it again."),
+    ],
+)
+def test_a_recent_copy_is_worded_for_the_state_the_customer_is_in_now(status, warning):
+    """Issue #19, item 18: "check before sending it again" stayed after the customer was approved."""
+    seen = presentation.describe_link_copies(
+        [copy_event("j.smith", 7)], viewer_id=1, now=COPIED_AT + timedelta(minutes=5), kyc=kyc(status)
+    )
+    assert seen.recent_warning == warning
+
+
+@pytest.mark.django_db
+def test_the_card_words_a_recent_copy_for_the_customer_it_shows(staff_client, serve, htmx_headers):
+    serve(DemoId.INDIVIDUAL_APPROVED)
+    staff_client.get(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/")
+    staff_client.post(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/link-copied/")
+    serve(DemoId.INDIVIDUAL_APPROVED)
+    card = staff_client.get(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/", headers=htmx_headers)
+    assert b"KYC is approved now, so there is nothing more to send." in card.content
+    assert b"check before sending it again" not in card.content
