@@ -281,6 +281,17 @@ def test_rows_use_the_single_views_words_and_links(staff_client, stub):
     assert html.count(">Copy link</button>") == 1
 
 
+def test_a_customer_without_rails_reads_as_a_dash_not_a_python_none(staff_client, stub):
+    """Issue #19, item 15: a grey monospace "None" read like a leaked Python value."""
+    html = staff_client.get(run(staff_client, [str(DemoId.KYC_NOT_STARTED)])).content.decode()
+    rails = html.split('<td class="bulk-rails">', 1)[1].split("</td>", 1)[0]
+    assert ">None<" not in rails
+    assert (
+        '<span class="muted" aria-hidden="true">\u2013</span><span class="visually-hidden">No rails</span>'
+        in rails
+    )
+
+
 def test_names_from_align_are_escaped(staff_client, serve):
     serve(ADA, change=lambda body: body.update(first_name="<img src=x onerror=alert(1)>"))
     html = staff_client.get(run(staff_client, [ADA])).content.decode()
