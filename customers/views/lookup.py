@@ -19,7 +19,7 @@ from django_htmx.middleware import HtmxDetails
 
 from customers.align.client import AlignError, customer_get
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
+from customers.align.standin.demo import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
 from customers.forms import EMAIL_NOT_IN_LINKS, CustomerLookupForm, EmailQuery
 from customers.permissions import lookup_permission_required
 from customers.services import audit, history

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
 GRACE = str(DemoId.FORM_STARTED)

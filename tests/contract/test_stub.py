@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from customers.align import client
 from customers.align.records import CustomerType, KycStatus, KycSubStatus, PaymentRail, RailStatus
-from customers.align.standin.server import (
+from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DEMO_DESCRIPTIONS,
     GENERATED_KYC_STATES,
@@ -24,8 +24,8 @@ from customers.align.standin.server import (
     generated_customer_id,
     generated_customers,
     generated_drill,
-    serving,
 )
+from customers.align.standin.server import serving
 from customers.services.decisions import kyc_summary, short_customer_id, web_link
 from tests.contract.test_contract_data import RESPONSE_SCHEMA, openapi_to_json_schema
 
@@ -45,9 +45,9 @@ def dashboard_on_stub(stub, settings):
     return stub
 
 
-def get(stub, customer_id, key=STUB_KEY) -> requests.Response:
+def get(stub, customer_id, key=STUB_KEY, timeout: float = 5) -> requests.Response:
     headers = {"Api-Key": key} if key is not None else {}
-    return requests.get(f"{stub.base_url}/v0/customers/{customer_id}", headers=headers, timeout=5)
+    return requests.get(f"{stub.base_url}/v0/customers/{customer_id}", headers=headers, timeout=timeout)
 
 
 @pytest.mark.parametrize("demo_id", list(DemoId))
@@ -193,6 +193,23 @@ def test_delay_option_slows_every_answer():
         response = get(server, DemoId.REJECTED)
     assert response.status_code == 200
     assert response.elapsed.total_seconds() >= 0.3
+
+
+def test_closing_the_stand_in_ends_every_handler_thread_at_once():
+    """No handler outlives its stand-in, so none answers or logs after its test has ended: a slow
+    drill still sleeping is woken, and a kept-alive connection is shut."""
+    before = set(threading.enumerate())
+    with requests.Session() as kept_alive:
+        with serving(api_key=STUB_KEY, slow_seconds=30) as server:
+            assert kept_alive.get(
+                f"{server.base_url}/v0/customers/{DemoId.REJECTED}", headers={"Api-Key": STUB_KEY}, timeout=5
+            ).ok
+            with pytest.raises(requests.Timeout):
+                get(server, DrillId.SLOW, timeout=0.3)
+            closing = time.monotonic()
+        assert time.monotonic() - closing < 5
+        handlers = [t for t in set(threading.enumerate()) - before if "process_request_thread" in t.name]
+        assert handlers == []
 
 
 def test_dashboard_pointed_at_a_closed_port_says_align_is_unreachable(settings):

@@ -17,7 +17,7 @@ from django.utils.html import strip_tags
 
 from customers import admin as audit_admin
 from customers.admin import CSV_COLUMNS
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services import audit
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services import audit
 from dashboard.accounts.sessions import SESSION_STARTED_KEY

@@ -16,16 +16,15 @@ from django.db import DatabaseError, connection
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.align.standin.server import (
+from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DemoId,
     DrillId,
     GeneratedDrill,
-    StubHandler,
-    StubServer,
     generated_customer_id,
     generated_drill,
 )
+from customers.align.standin.server import StubHandler, StubServer
 from customers.models import AuditEvent, BulkLookup
 from customers.services import audit
 from customers.services.bulk import export as bulk_export

@@ -19,7 +19,8 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id, serving
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id
+from customers.align.standin.server import serving
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services.bulk import export as bulk_export
 from customers.services.bulk import paste as bulk_paste

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.test import Client
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent
 from customers.views import kyc_sessions
 

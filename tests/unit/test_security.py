@@ -17,7 +17,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from dashboard.accounts.sessions import (
     LOGGED_OUT_MESSAGE,
     SESSION_REFRESH_SECONDS,

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 from customers.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 from redis import RedisError
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.align.standin.webhooks import kyc_updated_envelope, sign
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import webhooks
