@@ -340,7 +340,7 @@ def test_when_the_audit_row_cannot_be_written_align_is_not_asked(
     staff_client, align, audit_writes_fail, monkeypatch, caplog
 ):
     monkeypatch.setattr(
-        "customers.views.lookup.customer_get",
+        "customers.align.client.customer_get",
         lambda **kwargs: pytest.fail("Align was asked without an audit row"),
     )
     response = staff_client.get(detail_url(ADA))

@@ -612,7 +612,7 @@ def test_an_unexpected_error_shows_a_calm_500_page_without_details(staff_user, m
     def broken(**kwargs):
         raise RuntimeError("bug with a secret detail")
 
-    monkeypatch.setattr("customers.views.lookup.customer_get", broken)
+    monkeypatch.setattr("customers.align.client.customer_get", broken)
     client = Client(raise_request_exception=False)
     client.force_login(staff_user)
     response = client.get(ADA_URL)

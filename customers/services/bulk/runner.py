@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from customers.align import client
-from customers.services import audit
+from customers.services import audit, audited_calls
 from customers.services.bulk import state
 from customers.services.bulk.paste import CustomerList
 from customers.services.bulk.rows import (
@@ -33,7 +33,7 @@ from customers.services.bulk.rows import (
     customer_row,
     failure_row,
 )
-from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure
+from customers.services.decisions import AUDIT_UNAVAILABLE
 from dashboard.ops import metrics
 from dashboard.ops.log_context import bind_customer, current_user_id
 from dashboard.ops.request_id import current_request_id
@@ -234,35 +234,22 @@ class BatchRunner:
             return self._queue.popleft() if self._queue else None
 
     def _look_up(self, position: int, customer_id: uuid.UUID) -> None:
-        """The single view's audited fetch, except that a rate limit pauses the batch instead."""
+        """An audited lookup, as the single view's, except that a rate limit pauses the batch instead."""
         if not self._wait_for_turn(position, customer_id):
             return
-        try:
-            event = audit.start_lookup_as(self.actor, customer_id, batch_id=uuid.UUID(self.batch_id))
-        except audit.AuditUnavailable:
+        lookup = audited_calls.look_up(
+            self.actor, customer_id, batch_id=uuid.UUID(self.batch_id), wait_on_rate_limit=False
+        )
+        if lookup.answer is not None:
+            self._record(customer_row(position, lookup.answer, with_email=self.with_email))
+        elif not lookup.recorded:
             self._record(failure_row(position, customer_id, AUDIT_UNAVAILABLE, "audit_unavailable"))
-            return
-        try:
-            customer = client.customer_get(customer_id=customer_id, wait_on_rate_limit=False)
-        except client.RateLimited as error:
-            audit.finish_lookup(event, error=error)
-            if self._pause_for(error):
-                with self._lock:
-                    self._queue.append((position, customer_id))
-                return
-            self._record(self._failed(position, customer_id, error))
-            return
-        except client.AlignError as error:
-            audit.finish_lookup(event, error=error)
-            self._record(self._failed(position, customer_id, error))
-            return
-        audit.finish_lookup(event, customer=customer)
-        self._record(customer_row(position, customer, with_email=self.with_email))
-
-    @staticmethod
-    def _failed(position: int, customer_id: uuid.UUID, error: client.AlignError) -> BatchRow:
-        failure = describe_failure(error)
-        return failure_row(position, customer_id, failure, audit.outcome_of_failure(error))
+        elif isinstance(lookup.error, client.RateLimited) and self._pause_for(lookup.error):
+            with self._lock:
+                self._queue.append((position, customer_id))
+        else:
+            outcome = audit.outcome_of_failure(lookup.error)
+            self._record(failure_row(position, customer_id, lookup.failure, outcome))
 
     def _wait_for_turn(self, position: int, customer_id: uuid.UUID) -> bool:
         """Wait out a rate-limit pause; False (the row recorded as not fetched) when it may not go."""
