@@ -8,6 +8,7 @@ lookup goes through customers.services.audited_calls: no audit row, no lookup.
 import uuid
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,8 +19,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url, replace_url
 from django_htmx.middleware import HtmxDetails
 
+from customers.align import stand_in_demo
 from customers.align.records import Customer
-from customers.align.standin.demo import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
+from customers.context_processors import describe_upstream
 from customers.forms import EMAIL_NOT_IN_LINKS, CustomerLookupForm, EmailQuery
 from customers.permissions import lookup_permission_required
 from customers.services import audit, audited_calls, history
@@ -223,8 +225,7 @@ def render_lookup_page(
     """
     if not _wants_fragment(request):
         context = context | {
-            "demo_customers": DEMO_DESCRIPTIONS,
-            "failure_drills": DRILL_DESCRIPTIONS,
+            "demo_list": _stand_in_demo_list(),
             "recent_lookups": audit.recent_lookups(request.user),
         }
         return render(request, PAGE_TEMPLATE, context, status=status)
@@ -232,3 +233,14 @@ def render_lookup_page(
     if lookup_recorded:
         context["recent_lookups"] = audit.recent_lookups(request.user)
     return render(request, f"{PAGE_TEMPLATE}#fragment", context, status=status)
+
+
+def _stand_in_demo_list() -> stand_in_demo.DemoList | None:
+    """In a debug run pointed at the local stand-in, its demo customers and drills to click through.
+
+    Asked of the stand-in itself (customers/align/stand_in_demo.py): never in production, and never
+    of Align.
+    """
+    if not settings.DEBUG or not describe_upstream(settings.ALIGN_API_BASE_URL).is_local:
+        return None
+    return stand_in_demo.demo_list(settings.ALIGN_API_BASE_URL)

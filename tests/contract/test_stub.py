@@ -11,11 +11,12 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from customers.align import client
+from customers.align import client, stand_in_demo
 from customers.align.records import CustomerType, KycStatus, KycSubStatus, PaymentRail, RailStatus
 from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DEMO_DESCRIPTIONS,
+    DRILL_DESCRIPTIONS,
     GENERATED_KYC_STATES,
     DemoId,
     DrillId,
@@ -25,7 +26,7 @@ from customers.align.standin.demo import (
     generated_customers,
     generated_drill,
 )
-from customers.align.standin.server import serving
+from customers.align.standin.server import DEMO_LIST_PATH, serving
 from customers.services.decisions import kyc_summary, short_customer_id, web_link
 from tests.contract.test_contract_data import RESPONSE_SCHEMA, openapi_to_json_schema
 
@@ -125,6 +126,31 @@ def test_demo_bodies_fit_the_contract(demo_id):
 
 def test_every_demo_has_a_description():
     assert set(DEMO_DESCRIPTIONS) == set(DemoId)
+
+
+def test_the_stand_in_describes_its_demo_customers_and_drills_at_its_own_address(stub):
+    """In order, and without the API key: the list is the stand-in's, not Align's."""
+    response = requests.get(f"{stub.base_url}{DEMO_LIST_PATH}", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert [(entry["customer_id"], entry["description"]) for entry in body["customers"]] == list(
+        DEMO_DESCRIPTIONS.items()
+    )
+    assert [(entry["customer_id"], entry["description"]) for entry in body["drills"]] == list(
+        DRILL_DESCRIPTIONS.items()
+    )
+
+
+def test_the_dashboard_reads_the_demo_list_where_the_stand_in_serves_it(stub):
+    listed = stand_in_demo.demo_list(stub.base_url)
+    assert listed is not None
+    assert [(entry.customer_id, entry.description) for entry in listed.customers] == list(
+        DEMO_DESCRIPTIONS.items()
+    )
+    assert [(entry.customer_id, entry.description) for entry in listed.drills] == list(
+        DRILL_DESCRIPTIONS.items()
+    )
 
 
 def test_demo_and_drill_ids_are_version_4_uuids():

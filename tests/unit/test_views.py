@@ -12,7 +12,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from customers.align import stand_in_demo
 from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.server import serving
 from customers.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -584,9 +586,13 @@ def test_banner_names_the_configured_upstream(staff_client, settings, base_url, 
 
 
 def test_demo_ids_are_listed_only_when_pointed_at_the_stand_in(staff_client, settings):
-    settings.ALIGN_API_BASE_URL = "http://127.0.0.1:8001"
-    assert str(DrillId.SERVER_ERROR).encode() in staff_client.get("/customers/").content
-    assert str(ADA).encode() in staff_client.get("/customers/").content
+    """In a debug run; the list is the stand-in's own (tests/unit/test_stand_in_demo.py)."""
+    settings.DEBUG = True
+    stand_in_demo._read.cache_clear()
+    with serving(api_key=settings.ALIGN_API_KEY) as stand_in:
+        settings.ALIGN_API_BASE_URL = stand_in.base_url
+        assert str(DrillId.SERVER_ERROR).encode() in staff_client.get("/customers/").content
+        assert str(ADA).encode() in staff_client.get("/customers/").content
     settings.ALIGN_API_BASE_URL = "https://api-sandbox.alignlabs.dev"
     assert str(ADA).encode() not in staff_client.get("/customers/").content
 

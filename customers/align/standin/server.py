@@ -3,8 +3,10 @@
 It serves `GET /v0/customers/{customer_id}` per the contract with the demo customers of
 customers/align/standin/demo.py, whose "failure drill" IDs make it misbehave the way the real API
 can, so the dashboard's error screens can be seen without breaking anything. `generate` adds that
-many more customers with deterministic IDs, for bulk lookups. Standard library only: it must
-start on any machine the dashboard starts on.
+many more customers with deterministic IDs, for bulk lookups. At an address of its own,
+DEMO_LIST_PATH, it describes its demo customers and drills, so a dashboard pointed at it can list
+them without importing this package. Standard library only: it must start on any machine the
+dashboard starts on.
 """
 
 import contextlib
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from customers.align.standin import webhooks as stub_webhooks
 from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
+    DEMO_DESCRIPTIONS,
     DRILL_DESCRIPTIONS,
     DrillId,
     GeneratedDrill,
@@ -41,6 +44,8 @@ def _email_key(address: str) -> str:
 
 CUSTOMER_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/?$")
 SEARCH_PATH = "/v0/customers"
+# Not Align's: the stand-in's own description of its demo customers and drills (no key needed).
+DEMO_LIST_PATH = "/stand-in/demo-list"
 KYCS_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/kycs/?$")
 MAX_SESSION_BODY_BYTES = 1024
 
@@ -56,8 +61,11 @@ class StubHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.count_call()
         try:
-            if self.path.split("?", 1)[0].rstrip("/") == SEARCH_PATH:
+            path = self.path.split("?", 1)[0].rstrip("/")
+            if path == SEARCH_PATH:
                 self._search()
+            elif path == DEMO_LIST_PATH:
+                self._describe_demo()
             else:
                 self._answer()
         finally:
@@ -74,6 +82,22 @@ class StubHandler(BaseHTTPRequestHandler):
                 self._simulate()
         finally:
             self.server.count_answered()
+
+    def _describe_demo(self) -> None:
+        """`GET /stand-in/demo-list`: the demo customers and failure drills, each with what it shows."""
+        self._send_json(
+            200,
+            {
+                "customers": [
+                    {"customer_id": customer_id, "description": description}
+                    for customer_id, description in DEMO_DESCRIPTIONS.items()
+                ],
+                "drills": [
+                    {"customer_id": drill_id, "description": description}
+                    for drill_id, description in DRILL_DESCRIPTIONS.items()
+                ],
+            },
+        )
 
     def _search(self) -> None:
         """`GET /v0/customers?email=`: every customer with that exact e-mail (domain case-blind)."""
