@@ -3,7 +3,9 @@
 The batch stops sending customers to Align at its deadline, which scales with its size, or when
 nobody has looked at it for NOT_WATCHED_AFTER_SECONDS: leaving the page does not keep Align busy.
 When Align rate-limits, every thread of the batch pauses for Retry-After and the row is tried
-again, while the deadline allows.
+again, while the deadline allows. The batch is marked finished in the shared state last of all,
+once its end is on record and its place given back: whoever waits on that state (the page, a
+test, a benchmark) finds the batch wholly done.
 """
 
 import logging
@@ -67,8 +69,6 @@ class TooManyBatches(Exception):
 
 
 _slots = threading.BoundedSemaphore(MAX_RUNNING_BATCHES)
-_runners: dict[str, "BatchRunner"] = {}
-_runners_lock = threading.Lock()
 
 
 def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) -> uuid.UUID:
@@ -100,12 +100,6 @@ def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) ->
         raise
     metrics.BULK_LOOKUPS.inc()
     return batch.pk
-
-
-def running_batch(batch_id: uuid.UUID | str) -> "BatchRunner | None":
-    """The runner of a batch still running in this process (for tests and the benchmark)."""
-    with _runners_lock:
-        return _runners.get(str(batch_id))
 
 
 class BatchRunner:
@@ -172,14 +166,7 @@ class BatchRunner:
             },
             state.RESULTS_TTL_SECONDS,
         )
-        with _runners_lock:
-            _runners[self.batch_id] = self
         self._thread.start()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the batch to end; True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -192,7 +179,7 @@ class BatchRunner:
                     logger.error(
                         "Bulk lookup %s: a worker stopped", self.batch_id, exc_info=worker.exception()
                     )
-            self._finish()
+            audit.finish_bulk_lookup(uuid.UUID(self.batch_id), not_fetched=self._counts[Category.NOT_FETCHED])
         finally:
             logger.info(
                 "Bulk lookup %s ended: %d customers, %d not fetched, elapsed_ms=%d",
@@ -201,10 +188,9 @@ class BatchRunner:
                 self._counts[Category.NOT_FETCHED],
                 (time.monotonic() - started) * 1000,
             )
-            with _runners_lock:
-                _runners.pop(self.batch_id, None)
             connection.close()
             _slots.release()
+        self._mark_finished()
 
     def _bind_log_context(self) -> None:
         # A new thread starts with empty context variables: give its log lines the batch's request.
@@ -303,13 +289,13 @@ class BatchRunner:
                 state.RESULTS_TTL_SECONDS,
             )
 
-    def _finish(self) -> None:
-        """All rows under one key, the batch marked finished, the per-row keys dropped; on record."""
-        with self._lock:
-            rows = [row.to_cache() for row in self._rows]
-            not_fetched = self._counts[Category.NOT_FETCHED]
+    def _mark_finished(self) -> None:
+        """All rows under one key, the batch marked finished, the per-row keys dropped.
+
+        Every worker has ended, so the rows and counts no longer change.
+        """
+        rows = [row.to_cache() for row in self._rows]
         self._meta |= {"status": state.FINISHED, "finished_at": datetime.now(UTC)}
         cache.set(state.cache_key(self.batch_id, "rows"), rows, state.RESULTS_TTL_SECONDS)
         cache.set(state.cache_key(self.batch_id), self._meta, state.RESULTS_TTL_SECONDS)
         cache.delete_many([state.cache_key(self.batch_id, "row", index) for index in range(len(rows))])
-        audit.finish_bulk_lookup(uuid.UUID(self.batch_id), not_fetched=not_fetched)
