@@ -12,7 +12,8 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import STUB_FLOW_BASE, DemoId, serving
+from customers.align.standin.demo import STUB_FLOW_BASE, DemoId
+from customers.align.standin.server import serving
 from tests.browser.test_accessibility import PHONE, axe_violations
 from tests.conftest import STAND_IN_KEY
 

@@ -17,7 +17,7 @@ from django.utils.html import strip_tags
 
 from customers.admin import base as admin_base
 from customers.admin.audit import CSV_COLUMNS, AuditEventAdmin
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services import audit
 

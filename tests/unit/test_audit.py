@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services import audit
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
@@ -352,7 +352,7 @@ def test_when_the_audit_row_cannot_be_written_align_is_not_asked(
     staff_client, align, audit_writes_fail, monkeypatch, caplog
 ):
     monkeypatch.setattr(
-        "customers.views.lookup.customer_get",
+        "customers.align.client.customer_get",
         lambda **kwargs: pytest.fail("Align was asked without an audit row"),
     )
     response = staff_client.get(detail_url(ADA))

@@ -19,12 +19,14 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id, serving
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id
+from customers.align.standin.server import serving
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services.bulk import export as bulk_export
 from customers.services.bulk import paste as bulk_paste
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
+from tests.support.bulk import wait_for_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,8 +80,7 @@ def batch_id_of(url: str) -> uuid.UUID:
 
 
 def finished(url: str) -> str:
-    runner = bulk_runner.running_batch(batch_id_of(url))
-    assert runner is None or runner.join(30)
+    wait_for_batch(batch_id_of(url))
     return url
 
 

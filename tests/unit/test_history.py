@@ -10,7 +10,7 @@ import pytest
 from django.db import DatabaseError
 from django.utils import timezone
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import history
 from customers.services.history import KycState, Observation, build_history, fold

@@ -15,10 +15,10 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.test import Client
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent
 from customers.permissions import START_PERMISSION
-from customers.views import kyc_sessions
+from customers.services.kyc_sessions import guard_key
 
 pytestmark = pytest.mark.django_db
 
@@ -223,7 +223,7 @@ def test_the_row_is_written_before_align_is_asked(lead_client, align, monkeypatc
     assert response.status_code == 503
     assert "audit log can" in response.content.decode()
     assert len(align.calls) == 0
-    assert cache.get(kyc_sessions.guard_key(uuid.UUID(NOT_STARTED))) is None
+    assert cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_a_refused_start_shows_the_failure_words_in_the_card_and_is_recorded(
         assert "align_message=" in caplog.text
     assert "jane@example.com" not in caplog.text
     # Released: staff may try again at once.
-    assert cache.get(kyc_sessions.guard_key(uuid.UUID(NOT_STARTED))) is None
+    assert cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
 
 
 def test_a_start_that_timed_out_is_not_repeated(lead_client, align, sessions_url):

@@ -19,7 +19,7 @@ from customers.align.records import (
     RailStatus,
     StatusBreakdownRow,
 )
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent
 from customers.services import decisions as presentation
 from customers.services.decisions import (
