@@ -18,7 +18,7 @@ from django.utils import timezone
 from customers.align import client
 from customers.align.records import Customer
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
-from customers.services.decisions import stored_status_code
+from customers.services.decisions import stored_status_code, stored_sub_status_code
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
 from dashboard.ops import metrics
 from dashboard.ops.client_ip import client_ip
@@ -120,10 +120,11 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
         if customer is not None:
             event.outcome = Outcome.FOUND
             event.kyc_status = stored_status_code(customer.kycs)
+            event.kyc_sub_status = stored_sub_status_code(customer.kycs)
         else:
             event.outcome = outcome_of_failure(error)
         metrics.LOOKUPS.labels(outcome=event.outcome).inc()
-        event.save(update_fields=["outcome", "kyc_status"])
+        event.save(update_fields=["outcome", "kyc_status", "kyc_sub_status"])
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
@@ -202,9 +203,12 @@ def recent_lookups(user) -> list[AuditEvent] | None:
     cost is the same at ten rows or a million.
     """
     # A search by e-mail with one match showed that customer's card, so it counts as its lookup;
-    # these conditions are exactly those of the audit_user_shown_recent index, which it walks.
+    # a bulk lookup's rows are left out (its own page lists them). These conditions are exactly
+    # those of the audit_user_shown_recent index, which it walks.
     lookups = (
-        AuditEvent.objects.filter(user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False)
+        AuditEvent.objects.filter(
+            user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False, batch__isnull=True
+        )
         # What a row of the list shows, and no more: whole rows (a JSON column among them) cost a
         # lookup more than the read itself.
         .only("customer_id", "occurred_at", "outcome", "kyc_status")
@@ -340,8 +344,16 @@ def finish_email_search(
             if len(customers) == 1:
                 event.customer_id = customers[0].customer_id
                 event.kyc_status = stored_status_code(customers[0].kycs)
+                event.kyc_sub_status = stored_sub_status_code(customers[0].kycs)
         event.save(
-            update_fields=["outcome", "match_count", "matched_customer_ids", "customer_id", "kyc_status"]
+            update_fields=[
+                "outcome",
+                "match_count",
+                "matched_customer_ids",
+                "customer_id",
+                "kyc_status",
+                "kyc_sub_status",
+            ]
         )
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.EMAIL_SEARCH).inc()

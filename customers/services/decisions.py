@@ -461,6 +461,11 @@ def stored_status_code(kyc: Kyc | client.KycSession | None) -> str:
     return str(kyc.status)[:40]
 
 
+def stored_sub_status_code(kyc: Kyc | None) -> str:
+    """The sub-status as the desk stores it beside stored_status_code: Align's code, or "" when none."""
+    return str(kyc.sub_status)[:60] if kyc is not None and kyc.sub_status else ""
+
+
 def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
     """What a user saw at a past lookup, in the same badge words as the customer card."""
     if outcome == AuditEvent.Outcome.FOUND:

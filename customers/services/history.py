@@ -5,9 +5,9 @@ The History section merges two records the desk keeps: the states Align pushed
 at their lookups (AuditEvent rows with outcome "found"). It shows only changes: consecutive
 observations of one state fold into one entry, which keeps the time of the first ("since").
 
-A lookup records only the overall status, never the sub-status, so two observations are the
-same state when their overall statuses match and, where both know one, their sub-statuses do.
-Nothing here claims a sub-status that was not observed.
+A lookup records the overall status and the sub-status (rows from before the sub-status was kept
+have none), so two observations are the same state when their overall statuses match and, where
+both know one, their sub-statuses do. Nothing here claims a sub-status that was not observed.
 
 A fresh lookup is the truth: when the newest webhook says otherwise (one that never arrived,
 or arrived late), the card says so, and the lookup wins.
@@ -133,7 +133,7 @@ def kyc_history(*, customer: Customer, viewer_id: int, seen_at: datetime) -> Kyc
                 customer_id=customer_id, action=AuditEvent.Action.LOOKUP, outcome=AuditEvent.Outcome.FOUND
             )
             .select_related("user")
-            .only("occurred_at", "kyc_status", "user__" + get_user_model().USERNAME_FIELD)
+            .only("occurred_at", "kyc_status", "kyc_sub_status", "user__" + get_user_model().USERNAME_FIELD)
             .order_by("-id")[:LOOKUPS_READ]
         )
     except DatabaseError:
@@ -171,7 +171,7 @@ def build_history(
         + [
             Observation(
                 lookup.occurred_at,
-                KycState.of(lookup.kyc_status),
+                KycState.of(lookup.kyc_status, lookup.kyc_sub_status),
                 _seen_by(lookup, viewer_id),
                 False,
                 lookup.pk,

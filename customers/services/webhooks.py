@@ -22,7 +22,7 @@ from redis import RedisError
 
 from customers.align.webhooks import Delivery
 from customers.models import KycWebhookEvent
-from customers.services.decisions import stored_status_code
+from customers.services.decisions import stored_status_code, stored_sub_status_code
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def store(delivery: Delivery, body: bytes) -> DeliveryResult:
                 customer_id=customer.customer_id,
                 event_created_at=delivery.created_at,
                 kyc_status=stored_status_code(kyc),
-                kyc_sub_status=str(kyc.sub_status)[:60] if kyc and kyc.sub_status else "",
+                kyc_sub_status=stored_sub_status_code(kyc),
                 breakdown=[
                     [str(row.currency)[:40], str(row.payment_rails)[:40], str(row.status)[:40]]
                     for row in (kyc.status_breakdown if kyc else ())

@@ -619,6 +619,27 @@ def test_recent_lookups_are_the_last_ten_distinct_customers_newest_first(staff_c
     assert [uuid.UUID(entry["customer_id"]) for entry in entries] == expected
 
 
+def test_a_bulk_lookup_does_not_push_single_lookups_out_of_the_recent_list(staff_client, staff_user):
+    """Issue #19, item 13: a batch of 50 pushed every single lookup out of the list."""
+    record_lookup(staff_user, ADA)
+    batch = BulkLookup.objects.create(
+        user=staff_user, ids_submitted=50, ids_valid=50, duplicates=0, rejected=0
+    )
+    for number in range(50):
+        AuditEvent.objects.create(
+            user=staff_user,
+            action=Action.LOOKUP,
+            customer_id=uuid.UUID(int=0x2000 + number, version=4),
+            outcome=Outcome.FOUND,
+            kyc_status="approved",
+            batch=batch,
+        )
+
+    entries = recent_entries(staff_client.get("/customers/").content.decode())
+
+    assert [uuid.UUID(entry["customer_id"]) for entry in entries] == [uuid.UUID(str(ADA))]
+
+
 def test_each_recent_lookup_is_an_htmx_link_to_the_customer(staff_client, staff_user):
     record_lookup(staff_user, ADA)
     (entry,) = recent_entries(staff_client.get("/customers/").content.decode())

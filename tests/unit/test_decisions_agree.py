@@ -18,7 +18,7 @@ from django.utils import timezone
 from responses import matchers
 
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.align.standin.webhooks import kyc_updated_envelope, sign
 from customers.services import decisions
 from customers.services.bulk import export as bulk_export
