@@ -33,6 +33,9 @@ RECENT_LOOKUPS_SHOWN = 10
 RECENT_LOOKUPS_FIRST_CHUNK = 25
 RECENT_LOOKUPS_SCANNED = 1000
 LINK_COPIES_SHOWN = 5
+# A customer's KYC sessions started through the desk that History reads: the newest decides the
+# card's "links copied before then no longer work", and a few more show in its list.
+KYC_SESSION_STARTS_READ = 5
 # What shows staff a customer's card: a lookup, or a search by e-mail that found exactly that one.
 SHOWN_CUSTOMER_ACTIONS = [AuditEvent.Action.LOOKUP, AuditEvent.Action.EMAIL_SEARCH]
 # A KYC link copy is believed from a user who looked the customer up since signing in, or this
@@ -245,6 +248,23 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
     except DatabaseError:
         logger.exception("Audit: the link copies of customer %s could not be read", customer_id)
         return None
+
+
+def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_STARTS_READ) -> list[AuditEvent]:
+    """The customer's newest KYC sessions started through the desk, with their users, newest first.
+
+    One query on the audit_customer_action_recent index. Raises DatabaseError: History, which
+    reads it with its other rows, says as a whole that it can't be shown.
+    """
+    starts = AuditEvent.objects.filter(
+        customer_id=customer_id,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        outcome=AuditEvent.Outcome.SESSION_STARTED,
+    )
+    username = "user__" + get_user_model().USERNAME_FIELD
+    return list(
+        starts.select_related("user").only("occurred_at", "kyc_status", username).order_by("-id")[:limit]
+    )
 
 
 def _write(actor: Actor, **fields) -> AuditEvent:

@@ -605,6 +605,13 @@ def describe_link_copies(
     return LinkCopies(copies, recent_warning)
 
 
+def session_restart_note(*, by: str, at: datetime, now: datetime) -> str:
+    """Said beside the link once a lead started a new KYC session: the link copied before it is dead."""
+    return (
+        f"New KYC session started by {by} {_copied_when(at, now)}; links copied before then no longer work."
+    )
+
+
 def _copied_when(moment: datetime, now: datetime) -> str:
     """In the dashboard's time zone: "at 09:14 today", "on 24 Nov at 09:14", "on 3 Dec 2024 at 09:14"."""
     local, today = timezone.localtime(moment), timezone.localtime(now).date()
