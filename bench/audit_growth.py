@@ -142,7 +142,7 @@ def grow_history(bench_user, colleagues, rows: int) -> None:
 
 
 def measure(client, rounds: int) -> None:
-    from customers.align.standin.server import DemoId
+    from customers.align.standin.demo import DemoId
     from customers.models import AuditEvent
 
     for mode, headers in (("full page", {}), ("htmx fragment", {"HX-Request": "true"})):
@@ -177,7 +177,7 @@ def measure_queries(bench_user, rounds: int) -> None:
     """The audit reads a lookup and a copy make, alone: the part of a request that could grow."""
     from types import SimpleNamespace
 
-    from customers.align.standin.server import DemoId
+    from customers.align.standin.demo import DemoId
     from customers.services import audit
 
     copier = SimpleNamespace(user=bench_user, session={})
@@ -202,7 +202,7 @@ def print_plans(bench_user) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from customers.align.standin.server import DemoId
+    from customers.align.standin.demo import DemoId
     from customers.services import audit
 
     explain = "EXPLAIN QUERY PLAN" if connection.vendor == "sqlite" else "EXPLAIN"

@@ -40,7 +40,8 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from customers.align.standin.server import StubServer, generated_customer_id, generated_drill  # noqa: E402
+from customers.align.standin.demo import generated_customer_id, generated_drill  # noqa: E402
+from customers.align.standin.server import StubServer  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     free_loopback_port,
     inherited_env,

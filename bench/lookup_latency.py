@@ -38,7 +38,7 @@ def run(rounds: int) -> None:
     from django.test import Client
 
     from bench.in_process import prepare_database
-    from customers.align.standin.server import DemoId
+    from customers.align.standin.demo import DemoId
 
     prepare_database()
     user = get_user_model().objects.create_superuser("bench", password="bench-password-not-used")

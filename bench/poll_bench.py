@@ -48,7 +48,8 @@ from bench.serve_bench import (  # noqa: E402
     logged_in_session,
     machine_busy_and_total,
 )
-from customers.align.standin.server import DemoId, serving  # noqa: E402
+from customers.align.standin.demo import DemoId  # noqa: E402
+from customers.align.standin.server import serving  # noqa: E402
 from customers.align.standin.webhooks import kyc_updated_envelope, sign  # noqa: E402
 from tests.support.servers import inherited_env, prepare, production_env, staff_user_script  # noqa: E402
 
@@ -138,7 +139,7 @@ def percentiles(timings: Timings) -> str:
 
 def store_one_webhook(url: str) -> int:
     """One customer.kycs.updated delivery through the receiver, as Align would send it."""
-    from customers.align.standin.server import DEMO_CUSTOMERS
+    from customers.align.standin.demo import DEMO_CUSTOMERS
 
     body = json.dumps(kyc_updated_envelope(DEMO_CUSTOMERS[GRACE])).encode()
     answer = requests.post(

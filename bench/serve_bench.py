@@ -47,7 +47,8 @@ import requests
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from customers.align.standin.server import DemoId, StubServer  # noqa: E402
+from customers.align.standin.demo import DemoId  # noqa: E402
+from customers.align.standin.server import StubServer  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     free_loopback_port,
     inherited_env,

@@ -98,6 +98,13 @@ class AuditEvent(UserActionRecord):
     kyc_status = models.CharField(
         "KYC status seen", max_length=40, blank=True, help_text="Align's overall KYC status, when found."
     )
+    kyc_sub_status = models.CharField(
+        "KYC sub-status seen",
+        max_length=60,
+        blank=True,
+        default="",
+        help_text="Align's KYC sub-status code, when found; empty on rows from before it was kept.",
+    )
     is_refresh = models.BooleanField("refresh", default=False)
     # A refresh the customer's open page made by itself (customers/services/history.py), not staff's click.
     automatic = models.BooleanField("automatic refresh", default=False)
@@ -135,11 +142,14 @@ class AuditEvent(UserActionRecord):
                 fields=["user", "customer_id", "action", "occurred_at"], name="audit_user_customer_recent"
             ),
             # "Your recent lookups": the customers this user was shown a card of, by a lookup or by a
-            # search by e-mail with one match, newest first, without sorting a long trail.
+            # search by e-mail with one match, newest first, without sorting a long trail. A bulk
+            # lookup's rows are not cards shown, and would push every single lookup out of the list.
             models.Index(
                 fields=["user", "-id"],
                 name="audit_user_shown_recent",
-                condition=models.Q(action__in=["lookup", "email_search"], customer_id__isnull=False),
+                condition=models.Q(
+                    action__in=["lookup", "email_search"], customer_id__isnull=False, batch__isnull=True
+                ),
             ),
         ]
 

@@ -17,7 +17,6 @@ from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_
 from customers.align.records import Currency, KycStatus, PaymentRail, RailStatus, StatusBreakdownRow
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import decisions as presentation
-from customers.services.history import KycState
 from customers.templatetags.kyc import UNRECOGNISED_NOTE, badge
 
 
@@ -115,12 +114,13 @@ class KycWebhookEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="KYC status", ordering="kyc_status")
     def status(self, event: KycWebhookEvent) -> str:
-        return badge(KycState(event.kyc_status, event.kyc_sub_status).badge)
+        return badge(presentation.seen_status_badge(AuditEvent.Outcome.FOUND, event.kyc_status))
 
     @admin.display(description="sub-status")
     def sub_status(self, event: KycWebhookEvent) -> str:
-        sub_status = KycState(event.kyc_status, event.kyc_sub_status).sub_status_badge
-        return self.get_empty_value_display() if sub_status is None else badge(sub_status)
+        if not event.kyc_sub_status:
+            return self.get_empty_value_display()
+        return badge(presentation.sub_status_badge(event.kyc_sub_status))
 
     @admin.display(description="status breakdown")
     def breakdown_rows(self, event: KycWebhookEvent) -> SafeString | str:

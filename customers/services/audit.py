@@ -18,6 +18,7 @@ from django.utils import timezone
 from customers.align import client
 from customers.align.records import Customer
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.services.decisions import stored_status_code, stored_sub_status_code
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
 from dashboard.ops import metrics
 from dashboard.ops.client_ip import client_ip
@@ -32,6 +33,9 @@ RECENT_LOOKUPS_SHOWN = 10
 RECENT_LOOKUPS_FIRST_CHUNK = 25
 RECENT_LOOKUPS_SCANNED = 1000
 LINK_COPIES_SHOWN = 5
+# A customer's KYC sessions started through the desk that History reads: the newest decides the
+# card's "links copied before then no longer work", and a few more show in its list.
+KYC_SESSION_STARTS_READ = 5
 # What shows staff a customer's card: a lookup, or a search by e-mail that found exactly that one.
 SHOWN_CUSTOMER_ACTIONS = [AuditEvent.Action.LOOKUP, AuditEvent.Action.EMAIL_SEARCH]
 # A KYC link copy is believed from a user who looked the customer up since signing in, or this
@@ -118,22 +122,15 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
     try:
         if customer is not None:
             event.outcome = Outcome.FOUND
-            event.kyc_status = _kyc_status_seen(customer)
+            event.kyc_status = stored_status_code(customer.kycs)
+            event.kyc_sub_status = stored_sub_status_code(customer.kycs)
         else:
             event.outcome = outcome_of_failure(error)
         metrics.LOOKUPS.labels(outcome=event.outcome).inc()
-        event.save(update_fields=["outcome", "kyc_status"])
+        event.save(update_fields=["outcome", "kyc_status", "kyc_sub_status"])
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
-
-
-def _kyc_status_seen(customer: Customer) -> str:
-    if customer.kycs is None:
-        return ""
-    if customer.kycs.status is None:
-        return AuditEvent.KYC_STATUS_NOT_SENT
-    return str(customer.kycs.status)[:40]
 
 
 def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
@@ -209,9 +206,12 @@ def recent_lookups(user) -> list[AuditEvent] | None:
     cost is the same at ten rows or a million.
     """
     # A search by e-mail with one match showed that customer's card, so it counts as its lookup;
-    # these conditions are exactly those of the audit_user_shown_recent index, which it walks.
+    # a bulk lookup's rows are left out (its own page lists them). These conditions are exactly
+    # those of the audit_user_shown_recent index, which it walks.
     lookups = (
-        AuditEvent.objects.filter(user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False)
+        AuditEvent.objects.filter(
+            user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False, batch__isnull=True
+        )
         # What a row of the list shows, and no more: whole rows (a JSON column among them) cost a
         # lookup more than the read itself.
         .only("customer_id", "occurred_at", "outcome", "kyc_status")
@@ -248,6 +248,23 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
     except DatabaseError:
         logger.exception("Audit: the link copies of customer %s could not be read", customer_id)
         return None
+
+
+def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_STARTS_READ) -> list[AuditEvent]:
+    """The customer's newest KYC sessions started through the desk, with their users, newest first.
+
+    One query on the audit_customer_action_recent index. Raises DatabaseError: History, which
+    reads it with its other rows, says as a whole that it can't be shown.
+    """
+    starts = AuditEvent.objects.filter(
+        customer_id=customer_id,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        outcome=AuditEvent.Outcome.SESSION_STARTED,
+    )
+    username = "user__" + get_user_model().USERNAME_FIELD
+    return list(
+        starts.select_related("user").only("occurred_at", "kyc_status", username).order_by("-id")[:limit]
+    )
 
 
 def _write(actor: Actor, **fields) -> AuditEvent:
@@ -346,9 +363,17 @@ def finish_email_search(
             event.matched_customer_ids = [str(customer.customer_id) for customer in customers]
             if len(customers) == 1:
                 event.customer_id = customers[0].customer_id
-                event.kyc_status = _kyc_status_seen(customers[0])
+                event.kyc_status = stored_status_code(customers[0].kycs)
+                event.kyc_sub_status = stored_sub_status_code(customers[0].kycs)
         event.save(
-            update_fields=["outcome", "match_count", "matched_customer_ids", "customer_id", "kyc_status"]
+            update_fields=[
+                "outcome",
+                "match_count",
+                "matched_customer_ids",
+                "customer_id",
+                "kyc_status",
+                "kyc_sub_status",
+            ]
         )
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.EMAIL_SEARCH).inc()
@@ -369,9 +394,7 @@ def finish_kyc_session(event: AuditEvent, *, session: client.KycSession | None =
     try:
         if session is not None:
             event.outcome = Outcome.SESSION_STARTED
-            event.kyc_status = (
-                AuditEvent.KYC_STATUS_NOT_SENT if session.status is None else str(session.status)[:40]
-            )
+            event.kyc_status = stored_status_code(session)
         else:
             event.outcome = outcome_of_failure(error)
         event.save(update_fields=["outcome", "kyc_status"])

@@ -1,16 +1,24 @@
-"""The words and badges staff read, decided in one place from what Align sent.
+"""The words and badges staff read, and what they may do, decided in one place from what Align sent.
 
 Everything here is a pure function of the parsed records, so the template stays a layout and
-every sentence a compliance officer reads can be tested without rendering a page.
+every sentence a compliance officer reads can be tested without rendering a page. Each decision
+is made once, by one function, and every place that shows it (the card, a bulk row and its CSV,
+the e-mail results, History, the admin) asks that function:
+
+- link_decision: offer the KYC link, offer it with a warning, or withhold it, and why;
+- kyc_warnings: values new to the dashboard, and rails that read against the overall status;
+- next_step: what staff do next;
+- stored_status_code: the overall status as the audit trail and the webhook events store it.
 """
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.utils import timezone
+from django.utils.text import get_text_list
 
 from customers.align import client
 from customers.align.records import (
@@ -35,14 +43,46 @@ class Badge:
     recognised: bool = True
 
 
+class LinkAction(enum.StrEnum):
+    """What staff may do with a customer's KYC link."""
+
+    OFFER = "offer"
+    OFFER_WITH_WARNING = "offer_with_warning"
+    WITHHOLD = "withhold"
+
+
+@dataclass(frozen=True)
+class LinkDecision:
+    """What staff may do with the KYC link, and why: one answer for every place that shows the link.
+
+    `reason` is what a list or a CSV cell says where the link would be: why it is withheld, or what
+    to check before sending it. `note` is the card's sentence beside the link. `link` is the web
+    link Align sent, kept even when withheld: only the card reveals a withheld link, behind its
+    deliberate "Show link anyway", where a copy is audited like any other.
+    """
+
+    action: LinkAction
+    reason: str = ""
+    note: str = ""
+    link: str | None = None
+    primary: bool = False  # the card's main action: a pending customer needs the link
+
+    @property
+    def handed_out(self) -> str:
+        """The link a list or a CSV may show and copy: none when it is withheld."""
+        return "" if self.action == LinkAction.WITHHOLD or self.link is None else self.link
+
+
 @dataclass(frozen=True)
 class KycSummary:
+    """Everything the card and a bulk row say about a KYC state, each part from its one decision."""
+
     badge: Badge
     sub_status: Badge | None
     explanation: str
     next_step: str | None
-    # Set when the breakdown rows could be read as saying something the overall status does not.
-    rails_note: str | None = None
+    warnings: tuple[str, ...]
+    link: LinkDecision
 
 
 def _unrecognised(value: str) -> Badge:
@@ -78,58 +118,77 @@ SUB_STATUS_WORDS = {
 
 
 def kyc_summary(kyc: Kyc | None) -> KycSummary:
+    badge, sub_status, explanation = _status_words(kyc)
+    return KycSummary(
+        badge=badge,
+        sub_status=sub_status,
+        explanation=explanation,
+        next_step=next_step(kyc),
+        warnings=kyc_warnings(kyc),
+        link=link_decision(kyc),
+    )
+
+
+def _status_words(kyc: Kyc | None) -> tuple[Badge, Badge | None, str]:
+    """The status badge, the sub-status badge (only while pending) and the sentence that explains them."""
     if kyc is None:
-        return KycSummary(
-            badge=NOT_STARTED_BADGE,
-            sub_status=None,
-            explanation="There is no KYC link to send the customer yet.",
-            next_step=(
-                "Align has no KYC for this customer yet. A compliance lead can start one with "
-                "Start new KYC session on this card; then send the customer its link."
-            ),
-        )
-    return replace(_status_summary(kyc), rails_note=rails_note(kyc))
-
-
-def _status_summary(kyc: Kyc) -> KycSummary:
+        return NOT_STARTED_BADGE, None, "There is no KYC link to send the customer yet."
     if kyc.status is None:
-        return KycSummary(
-            badge=UNKNOWN_STATUS_BADGE,
-            sub_status=None,
-            explanation="Align returned no overall status.",
-            next_step="Check again later; if it persists, raise it with Align.",
-        )
+        return UNKNOWN_STATUS_BADGE, None, "Align returned no overall status."
     if kyc.status == KycStatus.APPROVED:
-        return KycSummary(STATUS_BADGES[KycStatus.APPROVED], None, "KYC approved.", None)
+        return STATUS_BADGES[KycStatus.APPROVED], None, "KYC approved."
     if kyc.status == KycStatus.REJECTED:
-        return KycSummary(
-            STATUS_BADGES[KycStatus.REJECTED], None, "KYC rejected.", "Do not onboard; escalate per policy."
-        )
-    if kyc.status == KycStatus.PENDING:
-        summary = _pending_summary(kyc.sub_status)
-        if kyc.sub_status in LINK_SENDING_SUB_STATUSES and web_link(kyc.kyc_flow_link) is None:
-            return replace(summary, next_step=NO_LINK_TO_SEND)
-        return summary
-    return KycSummary(_unrecognised(kyc.status), None, UNRECOGNISED_NOTE, None)
+        return STATUS_BADGES[KycStatus.REJECTED], None, "KYC rejected."
+    if kyc.status != KycStatus.PENDING:
+        return _unrecognised(kyc.status), None, UNRECOGNISED_NOTE
+    pending = STATUS_BADGES[KycStatus.PENDING]
+    if kyc.sub_status is None:
+        return pending, None, "KYC is in progress; Align gave no detail."
+    if isinstance(kyc.sub_status, KycSubStatus):
+        return pending, sub_status_badge(kyc.sub_status), SUB_STATUS_WORDS[kyc.sub_status][1]
+    return pending, sub_status_badge(kyc.sub_status), UNRECOGNISED_NOTE
 
 
+def sub_status_badge(sub_status: KycSubStatus | str) -> Badge:
+    """A pending customer's sub-status in the card's words; one the dashboard doesn't know, as sent."""
+    try:
+        label = SUB_STATUS_WORDS[KycSubStatus(sub_status)][0]
+    except ValueError:
+        return _unrecognised(sub_status)
+    return Badge(label, "pending")
+
+
+# --- What staff do next ---------------------------------------------------------------------
+
+NOT_STARTED_NEXT_STEP = (
+    "Align has no KYC for this customer yet. A compliance lead can start one with "
+    "Start new KYC session on this card; then send the customer its link."
+)
 # Sub-statuses whose next step is sending the customer the KYC link.
 LINK_SENDING_SUB_STATUSES = frozenset({KycSubStatus.FORM_STARTED, KycSubStatus.RESUBMISSION_REQUIRED})
-# When that link is missing or can't be sent, the usual next step would tell staff to send it.
+# When that link is withheld (missing, or not a web link), the usual next step would tell staff to send it.
 NO_LINK_TO_SEND = (
     "Align sent no KYC link that can be sent, so there is nothing to send the customer yet. "
     "A compliance lead can start a new KYC session on this card, which gives a new link."
 )
 
 
-def _pending_summary(sub_status: KycSubStatus | str | None) -> KycSummary:
-    badge = STATUS_BADGES[KycStatus.PENDING]
-    if sub_status is None:
-        return KycSummary(badge, None, "KYC is in progress; Align gave no detail.", None)
-    if isinstance(sub_status, KycSubStatus):
-        label, explanation, next_step = SUB_STATUS_WORDS[sub_status]
-        return KycSummary(badge, Badge(label, "pending"), explanation, next_step)
-    return KycSummary(badge, _unrecognised(sub_status), UNRECOGNISED_NOTE, None)
+def next_step(kyc: Kyc | None) -> str | None:
+    """What staff do next in this KYC state; None when there is nothing for them to do.
+
+    It never tells staff to send a link that link_decision withholds.
+    """
+    if kyc is None:
+        return NOT_STARTED_NEXT_STEP
+    if kyc.status is None:
+        return "Check again later; if it persists, raise it with Align."
+    if kyc.status == KycStatus.REJECTED:
+        return "Do not onboard; escalate per policy."
+    if kyc.status != KycStatus.PENDING or not isinstance(kyc.sub_status, KycSubStatus):
+        return None
+    if kyc.sub_status in LINK_SENDING_SUB_STATUSES and link_decision(kyc).action == LinkAction.WITHHOLD:
+        return NO_LINK_TO_SEND
+    return SUB_STATUS_WORDS[kyc.sub_status][2]
 
 
 CUSTOMER_TYPE_BADGES = {
@@ -171,12 +230,55 @@ def breakdown_status_badge(status: RailStatus | str) -> Badge:
     return RAIL_STATUS_BADGES.get(status) or _unrecognised(status)
 
 
+def kyc_warnings(kyc: Kyc | None) -> tuple[str, ...]:
+    """What staff must read before acting on this KYC state: the values new to the dashboard, then
+    the sentence for breakdown rows that could be read against the overall status (rails_note).
+
+    Empty when everything is known and agrees, so a list shows a warning only where one is due.
+    """
+    if kyc is None:
+        return ()
+    warnings = []
+    new_values = _unrecognised_values(kyc)
+    if new_values:
+        warnings.append(
+            f"New to the dashboard, shown as sent: {_join(new_values)}. "
+            f"Check with Align before relying on {_number(new_values, 'it', 'them')}."
+        )
+    note = rails_note(kyc)
+    if note:
+        warnings.append(note)
+    return tuple(warnings)
+
+
+def _unrecognised_values(kyc: Kyc) -> list[str]:
+    """Each value Align sent that the contract does not list, named once, in the order it was sent.
+
+    A sub-status is named only while pending: under any other status the card does not show it.
+    """
+    values = []
+    if kyc.status is not None and not isinstance(kyc.status, KycStatus):
+        values.append(f"the KYC status “{kyc.status}”")
+    sub_status = kyc.sub_status if kyc.status == KycStatus.PENDING else None
+    if sub_status is not None and not isinstance(sub_status, KycSubStatus):
+        values.append(f"the sub-status “{sub_status}”")
+    for row in kyc.status_breakdown:
+        if not isinstance(row.currency, Currency):
+            values.append(f"the currency “{row.currency}”")
+        if not isinstance(row.payment_rails, PaymentRail):
+            values.append(f"the rail “{row.payment_rails}”")
+        if not isinstance(row.status, RailStatus):
+            values.append(f"the status “{row.status}” of {breakdown_label(row)}")
+    return list(dict.fromkeys(values))
+
+
 def rails_note(kyc: Kyc) -> str | None:
     """A sentence when the breakdown rows could be read against the overall status, naming the rails.
 
     Staff may use a rail only when KYC is approved overall and that rail's row is approved, so a
     Pending row under an approved customer, or any hopeful row under a rejected or undecided one,
-    is spelled out; when the rows agree with the overall status there is nothing to say.
+    is spelled out; when the rows agree with the overall status there is nothing to say. A row
+    status new to the dashboard is named by kyc_warnings, with every other value it doesn't know.
     """
     rows = kyc.status_breakdown
     if kyc.status == KycStatus.APPROVED:
@@ -200,19 +302,12 @@ def rails_note(kyc: Kyc) -> str | None:
 
 def _approved_rails_note(rows: tuple[StatusBreakdownRow, ...]) -> str | None:
     pending = _labels(row for row in rows if row.status == RailStatus.PENDING)
-    unrecognised = _labels(row for row in rows if row.status not in RAIL_STATUS_BADGES)
-    sentences = []
-    if pending:
-        sentences.append(
-            f"{_join(pending)} {_number(pending, 'is', 'are')} still pending, "
-            f"so {_number(pending, 'that rail', 'those rails')} can't be used yet."
-        )
-    if unrecognised:
-        sentences.append(
-            f"{_join(unrecognised)} {_number(unrecognised, 'shows', 'show')} a status the dashboard "
-            f"doesn't recognise, so check with Align before using {_number(unrecognised, 'it', 'them')}."
-        )
-    return f"Approved overall; {' '.join(sentences)}" if sentences else None
+    if not pending:
+        return None
+    return (
+        f"Approved overall; {_join(pending)} {_number(pending, 'is', 'are')} still pending, "
+        f"so {_number(pending, 'that rail', 'those rails')} can't be used yet."
+    )
 
 
 def _rejected_rails_note(rows: tuple[StatusBreakdownRow, ...]) -> str:
@@ -241,7 +336,7 @@ def _labels(rows) -> list[str]:
 
 def _join(words: list[str]) -> str:
     """ "A", "A and B", "A, B and C"."""
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    return get_text_list(words, "and")
 
 
 def _number(items: list[str], one: str, several: str) -> str:
@@ -352,6 +447,25 @@ _FAILURES: dict[type[client.AlignError], LookupFailure] = {
 }
 
 
+def stored_status_code(kyc: Kyc | client.KycSession | None) -> str:
+    """The overall KYC status as the desk stores it: "" without a KYC record, AuditEvent.KYC_STATUS_NOT_SENT
+    when Align sent none, else Align's code as sent, cut to the column's 40 characters.
+
+    A lookup's audit row, a webhook event and a new KYC session all store it so, which is what lets
+    History compare them and seen_status_badge read any of them back in the card's words.
+    """
+    if kyc is None:
+        return ""
+    if kyc.status is None:
+        return AuditEvent.KYC_STATUS_NOT_SENT
+    return str(kyc.status)[:40]
+
+
+def stored_sub_status_code(kyc: Kyc | None) -> str:
+    """The sub-status as the desk stores it beside stored_status_code: Align's code, or "" when none."""
+    return str(kyc.sub_status)[:60] if kyc is not None and kyc.sub_status else ""
+
+
 # The outcomes after which Align had told the dashboard a KYC status: a lookup that found the
 # customer, and a new KYC session (the status Align gave it).
 STATUS_SEEN_OUTCOMES = frozenset({AuditEvent.Outcome.FOUND, AuditEvent.Outcome.SESSION_STARTED})
@@ -393,45 +507,50 @@ def describe_failure(error: client.AlignError) -> LookupFailure:
     return client.for_error(_FAILURES, error, _FAILURES[client.InvalidResponse])
 
 
-# --- The KYC link: how prominently it is offered, and who already copied it -----------------
+# --- The KYC link: whether staff may hand it out, and who already copied it ------------------
+
+NOT_A_WEB_LINK_NOTE = (
+    "This is not a plain web link (http or https, printable characters only, no user name before the "
+    "host), so it is not clickable and must not be sent to the customer. Report it to an administrator."
+)
+NO_STATUS_WARNING = "Align sent no overall KYC status: check it before sending the link."
+NEW_STATUS_WARNING = "This KYC status is new to the dashboard: check it before sending the link."
 
 
-class LinkProminence(enum.StrEnum):
-    PRIMARY = "primary"
-    SECONDARY = "secondary"
-    BEHIND_DISCLOSURE = "hidden_behind_disclosure"
+def link_decision(kyc: Kyc | None) -> LinkDecision:
+    """Whether staff may hand the KYC link out, for the card, a bulk row and the bulk CSV alike.
 
-
-@dataclass(frozen=True)
-class LinkOffer:
-    """How the card offers the KYC link in this KYC state, and the line that says why."""
-
-    prominence: LinkProminence
-    note: str | None = None
-
-
-def link_offer(kyc: Kyc | None) -> LinkOffer:
-    """The link is the main action only while KYC is pending; a rejected customer's is hidden.
-
-    When the overall status is missing or new to the dashboard, the link stays at hand but is not
-    pushed: staff cannot tell from the card whether sending it is right.
+    Offered as the main action while KYC is pending, and quietly once approved. Withheld when
+    there is no KYC, no link, or none that is a web link, and after a rejection. When the overall
+    status is missing or new to the dashboard, staff cannot tell whether sending it is right, so it
+    is offered with a warning to check first.
     """
-    if kyc is None or kyc.status == KycStatus.PENDING:
-        return LinkOffer(LinkProminence.PRIMARY)
+    if kyc is None:
+        return LinkDecision(LinkAction.WITHHOLD, reason="No KYC link yet")
+    link = web_link(kyc.kyc_flow_link)
+    if link is None and kyc.kyc_flow_link:
+        return LinkDecision(
+            LinkAction.WITHHOLD, reason="Not a web link: open the customer", note=NOT_A_WEB_LINK_NOTE
+        )
+    if link is None:
+        return LinkDecision(
+            LinkAction.WITHHOLD, reason="Align sent no KYC link", note="Align sent no KYC link."
+        )
+    if kyc.status == KycStatus.PENDING:
+        return LinkDecision(LinkAction.OFFER, link=link, primary=True)
     if kyc.status == KycStatus.APPROVED:
-        return LinkOffer(LinkProminence.SECONDARY, "KYC is approved; there is normally nothing to send.")
+        return LinkDecision(
+            LinkAction.OFFER, note="KYC is approved; there is normally nothing to send.", link=link
+        )
     if kyc.status == KycStatus.REJECTED:
-        return LinkOffer(
-            LinkProminence.BEHIND_DISCLOSURE,
-            "KYC was rejected: do not onboard. Send this link only if compliance policy says so.",
+        return LinkDecision(
+            LinkAction.WITHHOLD,
+            reason="Hidden: KYC rejected. Open the customer.",
+            note="KYC was rejected: do not onboard. Send this link only if compliance policy says so.",
+            link=link,
         )
-    if kyc.status is None:
-        return LinkOffer(
-            LinkProminence.SECONDARY, "Align sent no overall KYC status: check it before sending the link."
-        )
-    return LinkOffer(
-        LinkProminence.SECONDARY, "This KYC status is new to the dashboard: check it before sending the link."
-    )
+    warning = NO_STATUS_WARNING if kyc.status is None else NEW_STATUS_WARNING
+    return LinkDecision(LinkAction.OFFER_WITH_WARNING, reason=warning, note=warning, link=link)
 
 
 def offers_new_kyc_session(kyc: Kyc | None) -> bool:
@@ -441,7 +560,7 @@ def offers_new_kyc_session(kyc: Kyc | None) -> bool:
     rejection, which Align's flow lets a lead restart. Not while pending with a working link (send
     that link instead) nor once approved (there is nothing to redo).
     """
-    if kyc is None or web_link(kyc.kyc_flow_link) is None:
+    if kyc is None or link_decision(kyc).link is None:
         return True
     return kyc.status == KycStatus.REJECTED
 
@@ -470,9 +589,13 @@ class LinkCopies:
 
 
 def describe_link_copies(
-    events: Sequence[AuditEvent] | None, *, viewer_id: int, now: datetime
+    events: Sequence[AuditEvent] | None, *, viewer_id: int, now: datetime, kyc: Kyc | None = None
 ) -> LinkCopies | None:
-    """Usernames and times only: never anything about the customer. None when unreadable."""
+    """Usernames and times only: never anything about the customer. None when unreadable.
+
+    `kyc` is the customer's KYC as the card shows it now, so a recent copy is worded for today's
+    state; without it (the Copy link beacon's answer) the copy is worded as for a pending customer.
+    """
     if events is None:
         return None
     copies = tuple(
@@ -483,8 +606,15 @@ def describe_link_copies(
         )
         for event in events
     )
-    recent_warning = _recent_copy_warning(copies[0].at, now) if copies else None
+    recent_warning = _recent_copy_warning(copies[0].at, now, kyc) if copies else None
     return LinkCopies(copies, recent_warning)
+
+
+def session_restart_note(*, by: str, at: datetime, now: datetime) -> str:
+    """Said beside the link once a lead started a new KYC session: the link copied before it is dead."""
+    return (
+        f"New KYC session started by {by} {_copied_when(at, now)}; links copied before then no longer work."
+    )
 
 
 def _copied_when(moment: datetime, now: datetime) -> str:
@@ -496,10 +626,15 @@ def _copied_when(moment: datetime, now: datetime) -> str:
     return f"on {local.day} {local:%b}{year} at {local:%H:%M}"
 
 
-def _recent_copy_warning(moment: datetime, now: datetime) -> str | None:
+def _recent_copy_warning(moment: datetime, now: datetime, kyc: Kyc | None) -> str | None:
     elapsed = now - moment
     if elapsed >= RECENT_COPY_WINDOW:
         return None
     minutes = max(int(elapsed.total_seconds() // 60), 0)
     ago = f"{minutes} minute{'' if minutes == 1 else 's'} ago" if minutes else "less than a minute ago"
+    status = kyc.status if kyc is not None else None
+    if status == KycStatus.APPROVED:
+        return f"Copied {ago}; KYC is approved now, so there is nothing more to send."
+    if status == KycStatus.REJECTED:
+        return f"Copied {ago}; KYC is rejected now: don't send it again."
     return f"Copied {ago} — check before sending it again."

@@ -18,7 +18,6 @@ register.filter("customer_type_badge", presentation.customer_type_badge)
 register.filter("breakdown_label", presentation.breakdown_label)
 register.filter("breakdown_is_recognised", presentation.breakdown_is_recognised)
 register.filter("breakdown_status_badge", presentation.breakdown_status_badge)
-register.filter("web_link", presentation.web_link)
 register.filter("inert_link_text", presentation.inert_link_text)
 register.filter("short_id", presentation.short_customer_id)
 register.filter("offers_new_kyc_session", presentation.offers_new_kyc_session)
@@ -50,11 +49,14 @@ def badge(value: presentation.Badge) -> SafeString:
     )
 
 
-# The KYC link's prominence and "who already copied it" (issue #9, items 5 and 16).
-register.filter("link_offer", presentation.link_offer)
-
-
+# "Who already copied it" beside the KYC link (issue #9, item 16).
 @register.simple_tag(takes_context=True)
 def link_copies_seen(context, events) -> presentation.LinkCopies | None:
     """The link's recent copies, worded for whoever is reading the card ("by you") right now."""
-    return presentation.describe_link_copies(events, viewer_id=context["request"].user.pk, now=timezone.now())
+    customer = context.get("customer")
+    return presentation.describe_link_copies(
+        events,
+        viewer_id=context["request"].user.pk,
+        now=timezone.now(),
+        kyc=customer.kycs if customer is not None else None,
+    )

@@ -15,6 +15,7 @@ import uuid
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh, reswap
 
 from customers.models import BulkLookup
 from customers.services import audit
@@ -86,7 +87,7 @@ def bulk_batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     if state is None:
         if request.htmx:
             # The poll of a page whose batch expired: reload it, to say so in full.
-            return HttpResponse(headers={"HX-Refresh": "true"})
+            return HttpResponseClientRefresh()
         return _expired_page(request, batch_id)
     bulk_state.keep_watching(state)
     if request.htmx and "after" in request.GET:
@@ -165,7 +166,7 @@ def _poll(request: HtmxHttpRequest, state: bulk_state.BatchState) -> HttpRespons
     try:
         after = min(max(int(request.GET["after"]), 0), state.done)
     except ValueError:
-        return HttpResponseBadRequest(headers={"HX-Reswap": "none"})
+        return reswap(HttpResponseBadRequest(), "none")
     rows = bulk_state.rows_after(state, after)
     context = _batch_context(state, after=after + len(rows)) | {"rows": rows, "swap_out_of_band": True}
     # One render for all of it: a render per row would run the context processors once a row.

@@ -2,12 +2,13 @@
 
 Both views render `customers/lookup.html`: the whole page for a normal request, its `result`
 partial for an htmx request, so a deep link and an htmx swap show identical markup. Every
-lookup goes through customers.services.audit first: no audit row, no lookup.
+lookup goes through customers.services.audited_calls: no audit row, no lookup.
 """
 
 import uuid
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,16 +16,16 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import push_url, replace_url
 from django_htmx.middleware import HtmxDetails
 
-from customers.align.client import AlignError, customer_get
+from customers.align import stand_in_demo
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS
+from customers.context_processors import describe_upstream
 from customers.forms import EMAIL_NOT_IN_LINKS, CustomerLookupForm, EmailQuery
-from customers.permissions import lookup_permission_required
-from customers.services import audit, history
-from customers.services.decisions import AUDIT_UNAVAILABLE, INVALID_INPUT, LookupFailure, describe_failure
-from customers.services.email_search import search_by_email
+from customers.permissions import customer_page_required, lookup_permission_required
+from customers.services import audit, audited_calls, history
+from customers.services.decisions import INVALID_INPUT
 from dashboard.ops.log_context import bind_customer
 
 PAGE_TEMPLATE = "customers/lookup.html"
@@ -35,8 +36,9 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def customer_pages(view):
-    """What every customer page shares: staff only, never cached, varies on htmx."""
-    return lookup_permission_required(never_cache(vary_on_headers("HX-Request")(view)))
+    """What every customer page shares: staff only (a sign-in comes back to the page asked for), never
+    cached, varies on htmx."""
+    return customer_page_required(never_cache(vary_on_headers("HX-Request")(view)))
 
 
 @require_http_methods(["GET", "POST"])
@@ -59,9 +61,9 @@ def customer_search(request: HtmxHttpRequest) -> HttpResponse:
         return _email_search(request, customer_id)
     if not _wants_fragment(request):
         return redirect("customers:detail", customer_ref=customer_id)
-    response = _lookup(request, customer_id)
-    response["HX-Push-Url"] = reverse("customers:detail", kwargs={"customer_ref": customer_id})
-    return response
+    return push_url(
+        _lookup(request, customer_id), reverse("customers:detail", kwargs={"customer_ref": customer_id})
+    )
 
 
 @require_GET
@@ -112,9 +114,10 @@ def _lookup(
         "customer_id": customer_id,
         "fetched_at": timezone.now(),
     }
-    customer, failure, recorded = audited_fetch(
-        request, customer_id, is_refresh=is_refresh, automatic=automatic
+    lookup = audited_calls.look_up(
+        audit.Actor.of(request), customer_id, is_refresh=is_refresh, automatic=automatic
     )
+    customer, failure = lookup.answer, lookup.failure
     if customer is not None:
         before = history.state_before_refresh(request.GET) if automatic else None
         if (
@@ -132,7 +135,7 @@ def _lookup(
         request,
         context,
         status=failure.status if failure else 200,
-        lookup_recorded=recorded,
+        lookup_recorded=lookup.recorded,
     )
     if failure and failure.retry_after is not None:
         response["Retry-After"] = str(failure.retry_after)
@@ -154,22 +157,22 @@ def _email_search(request: HtmxHttpRequest, query: EmailQuery) -> HttpResponse:
     """One match is the customer's card, several a list, none a sentence; the e-mail stays out of
     every URL, title and log line, so the address pushed is the customer's ID or the search page."""
     fetched_at = timezone.now()
-    found = search_by_email(request, query)
+    found = audited_calls.search_by_email(audit.Actor.of(request), query)
     context = {"form": CustomerLookupForm(), "fetched_at": fetched_at, "email_search": True}
-    push_url = reverse("customers:search")
+    address = reverse("customers:search")
     status = 200
     if found.failure is not None:
         context["failure"], status = found.failure, found.failure.status
-    elif len(found.customers) == 1:
-        customer = found.customers[0]
+    elif len(found.answer) == 1:
+        customer = found.answer[0]
         bind_customer(customer.customer_id)
         context |= card_context(request, customer, fetched_at) | {"customer_id": customer.customer_id}
-        push_url = reverse("customers:detail", kwargs={"customer_ref": customer.customer_id})
+        address = reverse("customers:detail", kwargs={"customer_ref": customer.customer_id})
     else:
-        context["matches"] = found.customers
+        context["matches"] = found.answer
     response = render_lookup_page(request, context, status=status, lookup_recorded=found.recorded)
     if _wants_fragment(request):
-        response["HX-Push-Url"] = push_url
+        push_url(response, address)
     if found.failure and found.failure.retry_after is not None:
         response["Retry-After"] = str(found.failure.retry_after)
     return response
@@ -189,26 +192,6 @@ def _checked_at(response: HttpResponse, fetched_at) -> HttpResponse:
     return response
 
 
-def audited_fetch(
-    request: HtmxHttpRequest, customer_id: uuid.UUID, *, is_refresh: bool, automatic: bool = False
-) -> tuple[Customer | None, LookupFailure | None, bool]:
-    """Ask Align only once the lookup is on record, then record how it ended.
-
-    Returns the customer or the failure to show, and whether the lookup was recorded.
-    """
-    try:
-        event = audit.start_lookup(request, customer_id, is_refresh=is_refresh, automatic=automatic)
-    except audit.AuditUnavailable:
-        return None, AUDIT_UNAVAILABLE, False
-    try:
-        customer = customer_get(customer_id=customer_id)
-    except AlignError as error:
-        audit.finish_lookup(event, error=error)
-        return None, describe_failure(error), True
-    audit.finish_lookup(event, customer=customer)
-    return customer, None, True
-
-
 def _invalid_input(request: HtmxHttpRequest, form: CustomerLookupForm) -> HttpResponse:
     """Not a customer ID: the field says why, the result area that nothing was looked up.
 
@@ -222,8 +205,10 @@ def _invalid_input(request: HtmxHttpRequest, form: CustomerLookupForm) -> HttpRe
         search_url = reverse("customers:search")
         # On the search page already (perhaps with an old ?customer_id=), replace that entry.
         on_search_page = urlsplit(request.htmx.current_url or "").path == search_url
-        header = "HX-Replace-Url" if on_search_page else "HX-Push-Url"
-        response[header] = search_url
+        if on_search_page:
+            replace_url(response, search_url)
+        else:
+            push_url(response, search_url)
     return response
 
 
@@ -241,8 +226,7 @@ def render_lookup_page(
     """
     if not _wants_fragment(request):
         context = context | {
-            "demo_customers": DEMO_DESCRIPTIONS,
-            "failure_drills": DRILL_DESCRIPTIONS,
+            "demo_list": _stand_in_demo_list(),
             "recent_lookups": audit.recent_lookups(request.user),
         }
         return render(request, PAGE_TEMPLATE, context, status=status)
@@ -250,3 +234,14 @@ def render_lookup_page(
     if lookup_recorded:
         context["recent_lookups"] = audit.recent_lookups(request.user)
     return render(request, f"{PAGE_TEMPLATE}#fragment", context, status=status)
+
+
+def _stand_in_demo_list() -> stand_in_demo.DemoList | None:
+    """In a debug run pointed at the local stand-in, its demo customers and drills to click through.
+
+    Asked of the stand-in itself (customers/align/stand_in_demo.py): never in production, and never
+    of Align.
+    """
+    if not settings.DEBUG or not describe_upstream(settings.ALIGN_API_BASE_URL).is_local:
+        return None
+    return stand_in_demo.demo_list(settings.ALIGN_API_BASE_URL)

@@ -1,7 +1,7 @@
 """Align's webhook receiver, and the question an open customer page asks: "anything newer?".
 
 The receiver has no login and no CSRF check, because Align is the caller: the signature is its
-only authentication (customers/services/webhooks.py). It answers within milliseconds and never calls
+only authentication (customers/align/webhooks.py). It answers within milliseconds and never calls
 Align. Each step refuses what it can before the next costs more: the method, the sender's rate,
 the size (from Content-Length, before a byte is read), the signature, then the JSON.
 
@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from customers.align import webhooks as align_webhooks
 from customers.models import KycWebhookEvent
 from customers.permissions import lookup_permission_required
 from customers.services import webhooks
@@ -63,22 +64,22 @@ def align_webhook(request: HttpRequest) -> HttpResponse:
     if refusal is not None:
         return refusal
     try:
-        body = webhooks.read_body(request)
-    except webhooks.BodyTooLarge:
+        body = align_webhooks.read_body(request)
+    except align_webhooks.BodyTooLarge:
         return _refused(DeliveryResult.TOO_LARGE, 413, _too_large_message(), "the body is over the limit")
-    if not webhooks.signature_is_valid(body, request.headers.get(webhooks.SIGNATURE_HEADER)):
+    if not align_webhooks.signature_is_valid(body, request.headers.get(align_webhooks.SIGNATURE_HEADER)):
         return _refused(
             DeliveryResult.BAD_SIGNATURE,
             401,
-            f"The {webhooks.SIGNATURE_HEADER} header is missing or does not match the body.",
+            f"The {align_webhooks.SIGNATURE_HEADER} header is missing or does not match the body.",
             f"the signature is missing or wrong (from {address})",
         )
     try:
-        delivery = webhooks.parse_delivery(body)
-    except webhooks.InvalidDelivery as error:
+        delivery = align_webhooks.parse_delivery(body)
+    except align_webhooks.InvalidDelivery as error:
         return _refused(DeliveryResult.BAD_REQUEST, 400, str(error), str(error))
-    if delivery.event_type != webhooks.KYC_UPDATED:
-        known = delivery.event_type in webhooks.OTHER_DOCUMENTED_TYPES
+    if delivery.event_type != align_webhooks.KYC_UPDATED:
+        known = delivery.event_type in align_webhooks.OTHER_DOCUMENTED_TYPES
         logger.info("Align webhook ignored: %s event type", "a documented" if known else "an unknown")
         return _answer(DeliveryResult.IGNORED, 200)
     bind_customer(delivery.customer.customer_id)
@@ -112,7 +113,7 @@ def _refuse_by_length(request: HttpRequest) -> HttpResponse | None:
             "Content-Length is not a number.",
             "Content-Length is not a number",
         )
-    if int(declared) > webhooks.MAX_BODY_BYTES:
+    if int(declared) > align_webhooks.MAX_BODY_BYTES:
         return _refused(
             DeliveryResult.TOO_LARGE, 413, _too_large_message(), "Content-Length is over the limit"
         )
@@ -120,7 +121,7 @@ def _refuse_by_length(request: HttpRequest) -> HttpResponse | None:
 
 
 def _too_large_message() -> str:
-    return f"The body is over {webhooks.MAX_BODY_BYTES // 1024} KiB."
+    return f"The body is over {align_webhooks.MAX_BODY_BYTES // 1024} KiB."
 
 
 def _refused(result: DeliveryResult, status: int, error: str, reason: str) -> HttpResponse:

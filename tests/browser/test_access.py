@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"

@@ -14,7 +14,7 @@ from django.db import OperationalError
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 from customers.models import AuditEvent
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)

@@ -12,13 +12,8 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import (
-    DEMO_CUSTOMERS,
-    DemoId,
-    generated_customer_id,
-    generated_drill,
-    serving,
-)
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, generated_customer_id, generated_drill
+from customers.align.standin.server import serving
 from customers.models import AuditEvent, BulkLookup
 from tests.browser.test_accessibility import PHONE, axe_violations
 from tests.conftest import STAND_IN_KEY

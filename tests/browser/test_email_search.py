@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from tests.browser.test_accessibility import PHONE, axe_violations
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)

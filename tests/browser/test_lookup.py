@@ -10,7 +10,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align import stand_in_demo
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
 GRACE = str(DemoId.FORM_STARTED)
@@ -195,11 +196,18 @@ def test_a_second_lookup_replaces_one_still_in_flight(logged_in_page, dashboard_
 FIELD = "#customer-id"
 
 
+@pytest.fixture
+def debug_run(settings):
+    """A debug run, whose search page lists the stand-in's demo customers; ask for it before the page."""
+    settings.DEBUG = True
+    stand_in_demo._read.cache_clear()
+
+
 def demo_link(page: Page, customer_id: str):
     return page.locator(f".demo-list a[href='/customers/{customer_id}/']")
 
 
-def test_the_field_names_the_customer_shown_after_every_kind_of_swap(logged_in_page):
+def test_the_field_names_the_customer_shown_after_every_kind_of_swap(debug_run, logged_in_page):
     page = logged_in_page
     look_up(page, f"urn:uuid:{ADA.upper()}")
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
@@ -299,7 +307,7 @@ def test_empty_input_is_explained_once_beside_the_field(logged_in_page, stand_in
     assert stand_in.calls == calls_before
 
 
-def test_a_slow_lookup_of_another_customer_hides_the_previous_card(logged_in_page, stand_in):
+def test_a_slow_lookup_of_another_customer_hides_the_previous_card(debug_run, logged_in_page, stand_in):
     page = logged_in_page
     look_up(page, ADA)
     expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
@@ -316,7 +324,9 @@ def test_a_slow_lookup_of_another_customer_hides_the_previous_card(logged_in_pag
     expect(page.locator(".lookup-skeleton")).to_be_hidden()
 
 
-def test_a_lookup_started_far_down_the_side_column_on_a_phone_is_brought_into_sight(logged_in_page, stand_in):
+def test_a_lookup_started_far_down_the_side_column_on_a_phone_is_brought_into_sight(
+    debug_run, logged_in_page, stand_in
+):
     page = logged_in_page
     page.set_viewport_size({"width": 390, "height": 844})
     stand_in.delay = 1

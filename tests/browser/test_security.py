@@ -7,7 +7,7 @@ navigations; console messages about the policy are collected as well.
 
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)

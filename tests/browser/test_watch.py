@@ -15,7 +15,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from customers.align.standin.server import DemoId, serving
+from customers.align.standin.demo import DemoId
+from customers.align.standin.server import serving
 from customers.models import AuditEvent, KycWebhookEvent
 from tests.browser.test_accessibility import PHONE, axe_violations
 from tests.conftest import STAND_IN_KEY

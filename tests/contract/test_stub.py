@@ -11,11 +11,12 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from customers.align import client
+from customers.align import client, stand_in_demo
 from customers.align.records import CustomerType, KycStatus, KycSubStatus, PaymentRail, RailStatus
-from customers.align.standin.server import (
+from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DEMO_DESCRIPTIONS,
+    DRILL_DESCRIPTIONS,
     GENERATED_KYC_STATES,
     DemoId,
     DrillId,
@@ -24,8 +25,8 @@ from customers.align.standin.server import (
     generated_customer_id,
     generated_customers,
     generated_drill,
-    serving,
 )
+from customers.align.standin.server import DEMO_LIST_PATH, serving
 from customers.services.decisions import kyc_summary, short_customer_id, web_link
 from tests.contract.test_contract_data import RESPONSE_SCHEMA, openapi_to_json_schema
 
@@ -45,9 +46,9 @@ def dashboard_on_stub(stub, settings):
     return stub
 
 
-def get(stub, customer_id, key=STUB_KEY) -> requests.Response:
+def get(stub, customer_id, key=STUB_KEY, timeout: float = 5) -> requests.Response:
     headers = {"Api-Key": key} if key is not None else {}
-    return requests.get(f"{stub.base_url}/v0/customers/{customer_id}", headers=headers, timeout=5)
+    return requests.get(f"{stub.base_url}/v0/customers/{customer_id}", headers=headers, timeout=timeout)
 
 
 @pytest.mark.parametrize("demo_id", list(DemoId))
@@ -127,6 +128,31 @@ def test_every_demo_has_a_description():
     assert set(DEMO_DESCRIPTIONS) == set(DemoId)
 
 
+def test_the_stand_in_describes_its_demo_customers_and_drills_at_its_own_address(stub):
+    """In order, and without the API key: the list is the stand-in's, not Align's."""
+    response = requests.get(f"{stub.base_url}{DEMO_LIST_PATH}", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert [(entry["customer_id"], entry["description"]) for entry in body["customers"]] == list(
+        DEMO_DESCRIPTIONS.items()
+    )
+    assert [(entry["customer_id"], entry["description"]) for entry in body["drills"]] == list(
+        DRILL_DESCRIPTIONS.items()
+    )
+
+
+def test_the_dashboard_reads_the_demo_list_where_the_stand_in_serves_it(stub):
+    listed = stand_in_demo.demo_list(stub.base_url)
+    assert listed is not None
+    assert [(entry.customer_id, entry.description) for entry in listed.customers] == list(
+        DEMO_DESCRIPTIONS.items()
+    )
+    assert [(entry.customer_id, entry.description) for entry in listed.drills] == list(
+        DRILL_DESCRIPTIONS.items()
+    )
+
+
 def test_demo_and_drill_ids_are_version_4_uuids():
     assert {uuid.UUID(customer_id).version for customer_id in [*DemoId, *DrillId]} == {4}
 
@@ -193,6 +219,23 @@ def test_delay_option_slows_every_answer():
         response = get(server, DemoId.REJECTED)
     assert response.status_code == 200
     assert response.elapsed.total_seconds() >= 0.3
+
+
+def test_closing_the_stand_in_ends_every_handler_thread_at_once():
+    """No handler outlives its stand-in, so none answers or logs after its test has ended: a slow
+    drill still sleeping is woken, and a kept-alive connection is shut."""
+    before = set(threading.enumerate())
+    with requests.Session() as kept_alive:
+        with serving(api_key=STUB_KEY, slow_seconds=30) as server:
+            assert kept_alive.get(
+                f"{server.base_url}/v0/customers/{DemoId.REJECTED}", headers={"Api-Key": STUB_KEY}, timeout=5
+            ).ok
+            with pytest.raises(requests.Timeout):
+                get(server, DrillId.SLOW, timeout=0.3)
+            closing = time.monotonic()
+        assert time.monotonic() - closing < 5
+        handlers = [t for t in set(threading.enumerate()) - before if "process_request_thread" in t.name]
+        assert handlers == []
 
 
 def test_dashboard_pointed_at_a_closed_port_says_align_is_unreachable(settings):

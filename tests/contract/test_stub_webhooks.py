@@ -18,9 +18,10 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, serving
+from customers.align import webhooks
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.server import serving
 from customers.align.standin.webhooks import SIGNATURE_HEADER, approved, kyc_updated_envelope, sign
-from customers.services import webhooks
 from tests.contract.test_contract_data import RESPONSE_SCHEMA
 
 STUB_KEY = "stand-in-test-key"

@@ -27,7 +27,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent
 from customers.services import audit
 from dashboard.accounts.sessions import SESSION_REFRESH_SECONDS, SESSION_REFRESHED_KEY

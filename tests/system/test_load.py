@@ -23,7 +23,8 @@ import pytest
 import requests
 from django.utils.html import escape
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, serving
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.server import serving
 from tests.support.servers import (
     free_loopback_port,
     gunicorn_command,

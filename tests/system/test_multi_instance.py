@@ -24,7 +24,8 @@ import pytest
 import requests
 from django.utils.html import escape
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, serving
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.server import serving
 from tests.support import servers, services
 from tests.support.servers import (
     MAKE_PREFIXES,

@@ -35,7 +35,8 @@ from django.contrib.sessions.models import Session
 from django.db import IntegrityError
 from django.test import Client
 
-from customers.align.standin.server import DemoId, serving
+from customers.align.standin.demo import DemoId
+from customers.align.standin.server import serving
 from dashboard.accounts.sessions import SESSION_REFRESHED_KEY
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.support.servers import (

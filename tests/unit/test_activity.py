@@ -16,7 +16,7 @@ from django.utils.html import strip_tags
 from prometheus_client import REGISTRY
 
 from customers.admin import activity
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from dashboard.accounts.models import SignInEvent
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME

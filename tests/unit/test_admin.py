@@ -18,7 +18,7 @@ from django.utils.html import strip_tags
 
 from customers.admin import base as admin_base
 from customers.admin.audit import CSV_COLUMNS, AuditEventAdmin
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
 from customers.services import audit
 from customers.services.decisions import short_customer_id

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services import audit
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
@@ -169,6 +169,18 @@ def test_null_and_unrecognised_kyc_statuses_are_recorded_as_sent(staff_client, s
     serve(change=lambda body: body["kycs"].update(status="approved_later"))
     staff_client.get(detail_url(ADA))
     assert only_event().kyc_status == "approved_later"
+
+
+@pytest.mark.parametrize(
+    ("status", "kyc_status"),
+    [("pending", "pending"), (None, AuditEvent.KYC_STATUS_NOT_SENT), ("x" * 50, "x" * 40)],
+    ids=["pending", "status-null", "long-unrecognised"],
+)
+def test_a_new_kyc_session_is_recorded_with_its_status_coded_as_a_lookups(staff_user, status, kyc_status):
+    event = audit.start_kyc_session(audit.Actor(staff_user, None, ""), ADA)
+    audit.finish_kyc_session(event, session=client.KycSession(status=status, kyc_flow_link=""))
+    event.refresh_from_db()
+    assert (event.outcome, event.kyc_status) == (Outcome.SESSION_STARTED, kyc_status)
 
 
 def test_the_row_holds_ids_and_codes_but_nothing_personal(staff_client, serve):
@@ -340,7 +352,7 @@ def test_when_the_audit_row_cannot_be_written_align_is_not_asked(
     staff_client, align, audit_writes_fail, monkeypatch, caplog
 ):
     monkeypatch.setattr(
-        "customers.views.lookup.customer_get",
+        "customers.align.client.customer_get",
         lambda **kwargs: pytest.fail("Align was asked without an audit row"),
     )
     response = staff_client.get(detail_url(ADA))
@@ -605,6 +617,27 @@ def test_recent_lookups_are_the_last_ten_distinct_customers_newest_first(staff_c
 
     expected = [customers[2], customers[5], *[customers[n] for n in (11, 10, 9, 8, 7, 6, 4, 3)]]
     assert [uuid.UUID(entry["customer_id"]) for entry in entries] == expected
+
+
+def test_a_bulk_lookup_does_not_push_single_lookups_out_of_the_recent_list(staff_client, staff_user):
+    """Issue #19, item 13: a batch of 50 pushed every single lookup out of the list."""
+    record_lookup(staff_user, ADA)
+    batch = BulkLookup.objects.create(
+        user=staff_user, ids_submitted=50, ids_valid=50, duplicates=0, rejected=0
+    )
+    for number in range(50):
+        AuditEvent.objects.create(
+            user=staff_user,
+            action=Action.LOOKUP,
+            customer_id=uuid.UUID(int=0x2000 + number, version=4),
+            outcome=Outcome.FOUND,
+            kyc_status="approved",
+            batch=batch,
+        )
+
+    entries = recent_entries(staff_client.get("/customers/").content.decode())
+
+    assert [uuid.UUID(entry["customer_id"]) for entry in entries] == [uuid.UUID(str(ADA))]
 
 
 def test_each_recent_lookup_is_an_htmx_link_to_the_customer(staff_client, staff_user):

@@ -16,16 +16,15 @@ from django.db import DatabaseError, connection
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.align.standin.server import (
+from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DemoId,
     DrillId,
     GeneratedDrill,
-    StubHandler,
-    StubServer,
     generated_customer_id,
     generated_drill,
 )
+from customers.align.standin.server import StubHandler, StubServer
 from customers.models import AuditEvent, BulkLookup
 from customers.services import audit
 from customers.services.bulk import export as bulk_export
@@ -34,7 +33,8 @@ from customers.services.bulk import rows as bulk_rows
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
 from customers.services.bulk.rows import Category
-from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure
+from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure, kyc_warnings
+from tests.support.bulk import wait_for_batch
 
 STAND_IN_KEY = "bulk-tests-stand-in-key"
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
@@ -210,27 +210,61 @@ def test_a_row_holds_the_email_only_when_asked():
 
 
 @pytest.mark.parametrize(
-    ("demo_id", "has_link", "offer", "problem"),
+    ("demo_id", "has_link", "action", "reason"),
     [
-        (DemoId.FORM_STARTED, True, "primary", ""),
-        (DemoId.INDIVIDUAL_APPROVED, True, "secondary", ""),
-        (DemoId.REJECTED, True, "hidden_behind_disclosure", ""),
-        (DemoId.NO_KYC_LINK, False, "", "Align sent no KYC link"),
-        (DemoId.NON_WEB_LINK, False, "", "Not a web link: open the customer"),
-        (DemoId.KYC_NOT_STARTED, False, "", "No KYC link yet"),
+        (DemoId.FORM_STARTED, True, "offer", ""),
+        (DemoId.INDIVIDUAL_APPROVED, True, "offer", ""),
+        (
+            DemoId.STATUS_NOT_SENT,
+            True,
+            "offer_with_warning",
+            "Align sent no overall KYC status: check it before sending the link.",
+        ),
+        (
+            DemoId.UNRECOGNISED_VALUES,
+            True,
+            "offer_with_warning",
+            "This KYC status is new to the dashboard: check it before sending the link.",
+        ),
+        (DemoId.REJECTED, False, "withhold", "Hidden: KYC rejected. Open the customer."),
+        (DemoId.NO_KYC_LINK, False, "withhold", "Align sent no KYC link"),
+        (DemoId.NON_WEB_LINK, False, "withhold", "Not a web link: open the customer"),
+        (DemoId.KYC_NOT_STARTED, False, "withhold", "No KYC link yet"),
     ],
 )
-def test_a_row_offers_the_link_by_the_single_views_rules(demo_id, has_link, offer, problem):
+def test_a_row_offers_the_link_by_the_single_views_rules(demo_id, has_link, action, reason):
     row = bulk_rows.customer_row(0, customer(demo_id), with_email=False)
-    assert bool(row.kyc_link) == has_link
-    assert (row.link_offer, row.link_problem) == (offer, problem)
-    assert "javascript:" not in row.kyc_link
+    assert bool(row.offered_link) == has_link
+    assert (row.link_action, row.link_reason) == (action, reason)
+    assert "javascript:" not in row.offered_link
+
+
+def test_a_row_carries_the_cards_warnings():
+    row = bulk_rows.customer_row(0, customer(DemoId.UNRECOGNISED_VALUES), with_email=False)
+    assert row.warnings == kyc_warnings(customer(DemoId.UNRECOGNISED_VALUES).kycs)
+    assert len(row.warnings) == 2
+    assert bulk_rows.customer_row(0, customer(ADA), with_email=False).warnings == ()
 
 
 def test_a_row_survives_the_cache_as_it_was():
     for demo_id in DEMO_CUSTOMERS:
         row = bulk_rows.customer_row(7, customer(demo_id), with_email=True)
         assert bulk_rows.BatchRow.from_cache(row.to_cache()) == row
+
+
+def test_a_row_cached_before_the_link_decision_reads_and_hands_out_no_link():
+    """A batch still running while the dashboard is updated was cached with the fields of before."""
+    earlier = bulk_rows.customer_row(7, customer(DemoId.REJECTED), with_email=False).to_cache()
+    for field in ("warnings", "link_action", "offered_link", "link_reason"):
+        del earlier[field]
+    earlier |= {
+        "kyc_link": DEMO_CUSTOMERS[DemoId.REJECTED]["kycs"]["kyc_flow_link"],
+        "link_offer": "hidden_behind_disclosure",
+        "link_problem": "",
+    }
+    row = bulk_rows.BatchRow.from_cache(earlier)
+    assert (row.name, row.status.label) == ("Marco Ferrante", "Rejected")
+    assert (row.link_action, row.offered_link, row.warnings) == ("", "", ())
     failed = bulk_rows.failure_row(
         2, uuid.UUID(UNKNOWN), describe_failure(client.CustomerNotFound("x")), "not_found"
     )
@@ -305,6 +339,8 @@ def test_csv_has_the_issues_columns_in_list_order():
         "Sub-status",
         "Breakdown",
         "KYC link",
+        "KYC link note",
+        "Warnings",
         "Outcome",
     ]
     assert first == [
@@ -315,6 +351,8 @@ def test_csv_has_the_issues_columns_in_list_order():
         "",
         "USD·ACH: Approved; USD·Wire: Approved; EUR·SEPA: Approved",
         DEMO_CUSTOMERS[ADA]["kycs"]["kyc_flow_link"],
+        "",
+        "",
         "Found",
     ]
     assert second[:5] == [
@@ -324,7 +362,38 @@ def test_csv_has_the_issues_columns_in_list_order():
         "Pending",
         "Resubmission required",
     ]
-    assert third == [UNKNOWN, "", "", "", "", "", "", "No customer with this ID"]
+    assert third == [UNKNOWN, "", "", "", "", "", "", "", "", "No customer with this ID"]
+
+
+@pytest.mark.parametrize(
+    ("demo_id", "link", "note"),
+    [
+        (DemoId.REJECTED, "", "Hidden: KYC rejected. Open the customer."),
+        (DemoId.NON_WEB_LINK, "", "Not a web link: open the customer"),
+        (DemoId.NO_KYC_LINK, "", "Align sent no KYC link"),
+        (DemoId.KYC_NOT_STARTED, "", "No KYC link yet"),
+        (
+            DemoId.STATUS_NOT_SENT,
+            DEMO_CUSTOMERS[DemoId.STATUS_NOT_SENT]["kycs"]["kyc_flow_link"],
+            "Align sent no overall KYC status: check it before sending the link.",
+        ),
+    ],
+)
+def test_csv_hands_out_a_link_only_where_the_table_does_and_says_why_not(demo_id, link, note):
+    _, record = bulk_export.csv_records(
+        [bulk_rows.customer_row(0, customer(demo_id), with_email=False)], with_email=False
+    )
+    assert record[6:8] == [link, note]
+
+
+def test_csv_carries_the_rows_warnings():
+    unrecognised = customer(DemoId.UNRECOGNISED_VALUES)
+    _, record = bulk_export.csv_records(
+        [bulk_rows.customer_row(0, unrecognised, with_email=False)], with_email=False
+    )
+    assert record[8] == " ".join(kyc_warnings(unrecognised.kycs))
+    assert "the KYC status “on_hold”" in record[8]
+    assert "don't treat AED · UAEFTS as usable" in record[8]
 
 
 def test_csv_email_column_only_when_asked():
@@ -404,17 +473,8 @@ def start(actor, ids, *, with_email=False) -> uuid.UUID:
     )
 
 
-def wait_for(batch_id: uuid.UUID, within: float = 30) -> bulk_state.BatchState:
-    runner = bulk_runner.running_batch(batch_id)
-    assert runner is None or runner.join(within), "the batch did not end in time"
-    state = bulk_state.read_batch(batch_id)
-    assert state is not None
-    assert state.finished
-    return state
-
-
 def run(actor, ids, **options) -> tuple[bulk_state.BatchState, dict[str, bulk_rows.BatchRow]]:
-    state = wait_for(start(actor, ids, **options))
+    state = wait_for_batch(start(actor, ids, **options))
     return state, {row.customer_id: row for row in bulk_state.rows_after(state)}
 
 
@@ -545,7 +605,7 @@ def test_a_watched_batch_keeps_going(actor, settings, monkeypatch):
         while (state := bulk_state.read_batch(batch_id)) is not None and not state.finished:
             bulk_state.keep_watching(state)
             time.sleep(0.1)
-        state = wait_for(batch_id)
+        state = wait_for_batch(batch_id)
     assert state.counts.get(Category.NOT_FETCHED, 0) == 0
     assert state.done == 12
 
@@ -567,7 +627,7 @@ def test_every_lookup_is_audited_with_the_batch_id_one_per_customer(actor, setti
 @batch_test
 def test_the_batch_records_what_was_read_from_the_paste(actor, stub):
     found = bulk_paste.read_customer_list(f"{ADA}\n{ADA.upper()}\nnope\n{GRACE}")
-    state = wait_for(bulk_runner.start_batch(actor, found, with_email=False))
+    state = wait_for_batch(bulk_runner.start_batch(actor, found, with_email=False))
     batch = BulkLookup.objects.get(pk=state.batch_id)
     assert (batch.ids_submitted, batch.ids_valid, batch.duplicates, batch.rejected) == (4, 2, 1, 1)
     assert (batch.client_ip, batch.request_id) == ("203.0.113.9", "bulktest0001")
@@ -636,8 +696,8 @@ def test_the_cache_holds_no_address_and_the_email_only_when_allowed(actor, stub)
         ]
         return str(cache.get_many(keys))
 
-    without = wait_for(start(actor, [ADA, DemoId.RESUBMISSION_REQUIRED]))
-    with_email = wait_for(start(actor, [ADA], with_email=True))
+    without = wait_for_batch(start(actor, [ADA, DemoId.RESUBMISSION_REQUIRED]))
+    with_email = wait_for_batch(start(actor, [ADA], with_email=True))
     assert "ada.lovelace@example.com" not in cached_text(without.batch_id)
     assert "ada.lovelace@example.com" in cached_text(with_email.batch_id)
     for text in (cached_text(without.batch_id), cached_text(with_email.batch_id)):
@@ -648,7 +708,7 @@ def test_the_cache_holds_no_address_and_the_email_only_when_allowed(actor, stub)
 
 @batch_test
 def test_a_finished_batch_keeps_its_rows_under_one_key_and_drops_the_rest(actor, stub):
-    state = wait_for(start(actor, PLAIN[:5]))
+    state = wait_for_batch(start(actor, PLAIN[:5]))
     assert cache.get(bulk_state.cache_key(state.batch_id, "row", 0)) is None
     assert len(cache.get(bulk_state.cache_key(state.batch_id, "rows"))) == 5
     assert [row.customer_id for row in bulk_state.rows_after(state, 3)] == [
@@ -659,8 +719,8 @@ def test_a_finished_batch_keeps_its_rows_under_one_key_and_drops_the_rest(actor,
 @batch_test
 def test_a_batch_is_kept_while_watched_and_expires_when_not(actor, stub, monkeypatch):
     monkeypatch.setattr(bulk_state, "RESULTS_TTL_SECONDS", 1)
-    watched = wait_for(start(actor, [ADA]))
-    left = wait_for(start(actor, [GRACE]))
+    watched = wait_for_batch(start(actor, [ADA]))
+    left = wait_for_batch(start(actor, [GRACE]))
     deadline = time.monotonic() + 1.6
     while time.monotonic() < deadline:
         bulk_state.keep_watching(bulk_state.read_batch(watched.batch_id))
@@ -700,8 +760,26 @@ def test_a_process_runs_at_most_a_few_batches_at_once(actor, stub, monkeypatch):
         start(actor, [ADA])
     assert not BulkLookup.objects.exists()
     bulk_runner._slots.release()
-    wait_for(start(actor, [ADA]))
-    wait_for(start(actor, [GRACE]))  # the first batch gave its place back when it ended
+    wait_for_batch(start(actor, [ADA]))
+    wait_for_batch(start(actor, [GRACE]))  # the first batch gave its place back when it ended
+
+
+@batch_test
+def test_a_batch_shows_as_finished_only_once_its_end_is_on_record_and_its_place_given_back(
+    actor, stub, monkeypatch
+):
+    """Whoever waits on the batch's state (its page, these tests) finds it wholly done."""
+    monkeypatch.setattr(bulk_runner, "_slots", threading.BoundedSemaphore(1))
+    record_the_end = audit.finish_bulk_lookup
+
+    def slowly(*args, **kwargs):
+        time.sleep(0.3)
+        record_the_end(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "finish_bulk_lookup", slowly)
+    state = wait_for_batch(start(actor, [ADA]))
+    assert BulkLookup.objects.get(pk=state.batch_id).finished_at is not None
+    assert bulk_runner._slots.acquire(blocking=False)
 
 
 @batch_test
@@ -720,7 +798,7 @@ def test_a_batch_that_cannot_be_put_on_record_fetches_nothing(actor, stub, monke
 
 @batch_test
 def test_rerun_list_comes_from_the_audit_rows_in_order(actor, stub):
-    state = wait_for(start(actor, [GRACE, ADA, UNKNOWN]))
+    state = wait_for_batch(start(actor, [GRACE, ADA, UNKNOWN]))
     assert sorted(bulk_state.rerun_list(uuid.UUID(state.batch_id))) == sorted([GRACE, ADA, UNKNOWN])
     assert bulk_state.rerun_list(uuid.uuid4()) == []
 

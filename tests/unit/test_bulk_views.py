@@ -20,12 +20,14 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id, serving
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId, generated_customer_id
+from customers.align.standin.server import serving
 from customers.models import AuditEvent, BulkLookup, BulkLookupExport
 from customers.services.bulk import export as bulk_export
 from customers.services.bulk import paste as bulk_paste
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
+from tests.support.bulk import wait_for_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,8 +81,7 @@ def batch_id_of(url: str) -> uuid.UUID:
 
 
 def finished(url: str) -> str:
-    runner = bulk_runner.running_batch(batch_id_of(url))
-    assert runner is None or runner.join(30)
+    wait_for_batch(batch_id_of(url))
     return url
 
 
@@ -287,6 +288,17 @@ def test_rows_use_the_single_views_words_and_links(staff_client, stub):
     assert "Try again shortly." in html
     assert f'hx-post="/customers/{RESUBMIT}/link-copied/"' in html
     assert html.count(">Copy link</button>") == 1
+
+
+def test_a_customer_without_rails_reads_as_a_dash_not_a_python_none(staff_client, stub):
+    """Issue #19, item 15: a grey monospace "None" read like a leaked Python value."""
+    html = staff_client.get(run(staff_client, [str(DemoId.KYC_NOT_STARTED)])).content.decode()
+    rails = html.split('<td class="bulk-rails">', 1)[1].split("</td>", 1)[0]
+    assert ">None<" not in rails
+    assert (
+        '<span class="muted" aria-hidden="true">\u2013</span><span class="visually-hidden">No rails</span>'
+        in rails
+    )
 
 
 def test_names_from_align_are_escaped(staff_client, serve):

@@ -30,7 +30,7 @@ from customers.align.client import (
     parse_retry_after,
 )
 from customers.align.records import Customer, KycStatus
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 
 TEST_API_KEY = "test-api-key-5f1c9e0d7a"
 ADA = DemoId.INDIVIDUAL_APPROVED

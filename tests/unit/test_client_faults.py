@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from customers.align import client
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from tests.support import fault_server as faults
 
 pytestmark = pytest.mark.django_db

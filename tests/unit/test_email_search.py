@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from django.test import Client
 from responses import matchers
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.forms import parse_email
 from customers.models import AuditEvent
 from customers.services import email_search

@@ -10,7 +10,7 @@ import pytest
 from django.db import DatabaseError
 from django.utils import timezone
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import history
 from customers.services.history import KycState, Observation, build_history, fold
@@ -445,3 +445,31 @@ def test_an_automatic_refresh_that_fails_says_when_it_was_tried(
     assert response.status_code == 502
     assert history.CHECKED_AT_HEADER in response
     assert AuditEvent.objects.get().automatic is True
+
+
+def test_a_second_look_still_names_the_sub_status_the_first_one_saw(staff_client, serve):
+    """Issue #19, item 4: the audit row keeps the sub-status, so History does not lose it."""
+    serve(GRACE)
+    detail(staff_client)
+    assert AuditEvent.objects.get(customer_id=GRACE).kyc_sub_status == "kyc_form_submission_started"
+    serve(GRACE)
+    page = detail(staff_client, query="?refresh=1").content.decode()
+    now = timezone.localtime().strftime("%H:%M")
+    assert history_section(page) == f"History Pending Form started since {now} · seen by you"
+
+
+def test_an_old_lookup_row_without_a_sub_status_claims_none(staff_user):
+    old = AuditEvent(
+        user=staff_user, action=AuditEvent.Action.LOOKUP, customer_id=GRACE, kyc_status="pending"
+    )
+    assert KycState.of(old.kyc_status, old.kyc_sub_status) == KycState("pending", "")
+
+
+def test_a_new_kyc_session_is_an_entry_of_its_own_even_in_the_same_state():
+    """The link changed, so the start is said even when the customer was pending already."""
+    restart = Observation(at(10), PENDING, "new KYC session, by lena", False, 2, restart=True)
+    entries = fold([lookup(0, PENDING, pk=1), restart, lookup(20, PENDING, pk=3)])
+    assert words(entries) == [
+        ("Pending", at(10), "new KYC session, by lena"),
+        ("Pending", at(0), "seen by j.smith"),
+    ]

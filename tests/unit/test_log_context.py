@@ -16,7 +16,7 @@ from django.core.servers.basehttp import WSGIRequestHandler
 from django.test import Client
 from pythonjsonlogger.json import JsonFormatter
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from dashboard.ops.log_context import (
     LogContextMiddleware,
     RequestContextFilter,

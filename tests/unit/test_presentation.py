@@ -19,6 +19,7 @@ from customers.align.records import (
     RailStatus,
     StatusBreakdownRow,
 )
+from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent
 from customers.services import decisions as presentation
 from customers.services.decisions import (
@@ -32,6 +33,7 @@ from customers.services.decisions import (
     customer_type_badge,
     describe_failure,
     kyc_summary,
+    kyc_warnings,
     rails_note,
     seen_status_badge,
     web_link,
@@ -52,7 +54,7 @@ def test_null_kycs_means_kyc_not_started():
     assert summary.badge == Badge("Not started", "neutral")
     assert summary.sub_status is None
     assert summary.explanation == "There is no KYC link to send the customer yet."
-    assert summary.rails_note is None
+    assert summary.warnings == ()
 
 
 def test_not_started_tells_staff_who_can_start_a_kyc_session():
@@ -159,6 +161,41 @@ def test_recognised_badges_say_so():
     assert kyc_summary(None).badge.recognised is True
 
 
+@pytest.mark.parametrize(
+    "summary_kyc",
+    [
+        None,
+        kyc(None),
+        kyc(KycStatus.APPROVED),
+        kyc(KycStatus.REJECTED),
+        kyc("frozen"),
+        *(kyc(KycStatus.PENDING, sub_status) for sub_status in [*KycSubStatus, None, "kyc_form_expired"]),
+    ],
+    ids=str,
+)
+def test_the_summarys_next_step_is_next_steps(summary_kyc):
+    assert kyc_summary(summary_kyc).next_step == presentation.next_step(summary_kyc)
+
+
+@pytest.mark.parametrize("sub_status", sorted(presentation.LINK_SENDING_SUB_STATUSES))
+def test_next_step_follows_the_link_decision_not_a_check_of_its_own(monkeypatch, sub_status):
+    withheld = presentation.LinkDecision(presentation.LinkAction.WITHHOLD, reason="withheld for this test")
+    monkeypatch.setattr(presentation, "link_decision", lambda kyc: withheld)
+    assert presentation.next_step(kyc(KycStatus.PENDING, sub_status)) == presentation.NO_LINK_TO_SEND
+
+
+@pytest.mark.parametrize(
+    ("sub_status", "badge"),
+    [
+        (KycSubStatus.FORM_STARTED, Badge("Form started", "pending")),
+        ("kyc_form_resubmission_required", Badge("Resubmission required", "pending")),
+        ("kyc_form_expired", Badge("kyc_form_expired", "neutral", recognised=False)),
+    ],
+)
+def test_sub_status_badge_reads_a_parsed_or_a_stored_code(sub_status, badge):
+    assert presentation.sub_status_badge(sub_status) == badge
+
+
 # --- Customer type, breakdown rows --------------------------------------------------------------
 
 
@@ -261,18 +298,20 @@ def test_a_rail_sent_twice_is_named_once():
 
 
 def test_approved_with_a_rail_status_the_dashboard_does_not_know_says_to_check_before_using_it():
-    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (USD_ACH, APPROVED), (USD_WIRE, "suspended")))
-    assert note == (
-        "Approved overall; USD · Wire shows a status the dashboard doesn't recognise, "
-        "so check with Align before using it."
+    kyc = kyc_with_rails(KycStatus.APPROVED, (USD_ACH, APPROVED), (USD_WIRE, "suspended"))
+    assert kyc_warnings(kyc) == (
+        "New to the dashboard, shown as sent: the status “suspended” of USD · Wire. "
+        "Check with Align before relying on it.",
     )
+    assert rails_note(kyc) is None  # said once, by the warning above
 
 
 def test_approved_with_pending_and_unrecognised_rails_says_both():
-    note = rails_note(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (EUR_SEPA, "suspended")))
-    assert note == (
-        "Approved overall; USD · Wire is still pending, so that rail can't be used yet. "
-        "EUR · SEPA shows a status the dashboard doesn't recognise, so check with Align before using it."
+    kyc = kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING), (EUR_SEPA, "suspended"))
+    assert kyc_warnings(kyc) == (
+        "New to the dashboard, shown as sent: the status “suspended” of EUR · SEPA. "
+        "Check with Align before relying on it.",
+        "Approved overall; USD · Wire is still pending, so that rail can't be used yet.",
     )
 
 
@@ -351,15 +390,65 @@ def test_no_rails_note_when_the_rows_do_not_disagree_with_the_overall_status(sta
     assert rails_note(kyc_with_rails(status, *rails)) is None
 
 
-def test_kyc_summary_carries_the_rails_note():
+def test_kyc_summary_carries_the_rails_note_among_its_warnings():
     kyc = kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, PENDING))
     summary = kyc_summary(kyc)
-    assert summary.rails_note == rails_note(kyc)
+    assert summary.warnings == (rails_note(kyc),)
     assert summary.explanation == "KYC approved."
 
 
-def test_kyc_summary_without_disagreement_has_no_rails_note():
-    assert kyc_summary(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, APPROVED))).rails_note is None
+def test_kyc_summary_without_disagreement_has_no_warnings():
+    assert kyc_summary(kyc_with_rails(KycStatus.APPROVED, (USD_WIRE, APPROVED))).warnings == ()
+
+
+# --- kyc_warnings: values new to the dashboard, then the rails note -------------------------------
+
+
+def test_every_value_new_to_the_dashboard_is_named_once_in_the_order_it_was_sent():
+    rows = (
+        StatusBreakdownRow("gbp", PaymentRail.WIRE, RailStatus.PENDING),
+        StatusBreakdownRow(Currency.USD, "swift", "suspended"),
+        StatusBreakdownRow("gbp", PaymentRail.ACH, RailStatus.PENDING),
+    )
+    kyc = Kyc(
+        status=KycStatus.PENDING,
+        sub_status="kyc_form_expired",
+        kyc_flow_link=FLOW_LINK,
+        status_breakdown=rows,
+    )
+    assert kyc_warnings(kyc) == (
+        "New to the dashboard, shown as sent: the sub-status “kyc_form_expired”, the currency “gbp”, "
+        "the rail “swift” and the status “suspended” of USD · swift. "
+        "Check with Align before relying on them.",
+    )
+
+
+def test_the_unrecognised_values_demo_warns_of_its_status_and_rail_and_of_its_approved_rail():
+    rows = (
+        StatusBreakdownRow(Currency.AED, PaymentRail.UAEFTS, RailStatus.APPROVED),
+        StatusBreakdownRow(Currency.USD, "swift", RailStatus.PENDING),
+    )
+    kyc = Kyc(status="on_hold", sub_status=None, kyc_flow_link=FLOW_LINK, status_breakdown=rows)
+    assert kyc_warnings(kyc) == (
+        "New to the dashboard, shown as sent: the KYC status “on_hold” and the rail “swift”. "
+        "Check with Align before relying on them.",
+        "Without an overall status the dashboard can read, don't treat AED · UAEFTS as usable, "
+        "even though it shows Approved.",
+    )
+
+
+@pytest.mark.parametrize("status", [KycStatus.APPROVED, KycStatus.REJECTED, None])
+def test_a_sub_status_is_not_named_unless_pending_as_the_card_shows_it_only_then(status):
+    assert kyc_warnings(kyc(status, "kyc_form_expired")) == ()
+
+
+@pytest.mark.parametrize(
+    "summary_kyc",
+    [None, kyc(KycStatus.APPROVED), kyc(KycStatus.PENDING, KycSubStatus.FORM_STARTED), kyc(None)],
+    ids=["no-kyc", "approved", "pending", "status-null"],
+)
+def test_no_warnings_when_everything_is_known_and_agrees(summary_kyc):
+    assert kyc_warnings(summary_kyc) == ()
 
 
 # --- web_link -----------------------------------------------------------------------------------
@@ -574,6 +663,31 @@ def test_seen_status_that_the_dashboard_does_not_know_is_shown_as_recorded_and_m
 
 
 @pytest.mark.parametrize(
+    ("stored_kyc", "code"),
+    [
+        (None, ""),
+        (kyc(None), AuditEvent.KYC_STATUS_NOT_SENT),
+        (kyc(KycStatus.APPROVED), "approved"),
+        (kyc("on_hold"), "on_hold"),
+        (kyc("x" * 50), "x" * 40),
+        (client.KycSession(status=KycStatus.PENDING, kyc_flow_link=FLOW_LINK), "pending"),
+        (client.KycSession(status=None, kyc_flow_link=FLOW_LINK), AuditEvent.KYC_STATUS_NOT_SENT),
+    ],
+    ids=["no-kyc", "status-null", "approved", "unrecognised", "cut-to-the-column", "session", "session-null"],
+)
+def test_stored_status_code_is_what_the_audit_trail_and_webhook_events_keep(stored_kyc, code):
+    assert presentation.stored_status_code(stored_kyc) == code
+
+
+@pytest.mark.parametrize(
+    "stored_kyc", [None, kyc(None), kyc(KycStatus.APPROVED), kyc(KycStatus.REJECTED), kyc("on_hold")], ids=str
+)
+def test_a_stored_status_code_reads_back_as_the_cards_badge(stored_kyc):
+    code = presentation.stored_status_code(stored_kyc)
+    assert seen_status_badge(Outcome.FOUND, code) == kyc_summary(stored_kyc).badge
+
+
+@pytest.mark.parametrize(
     ("outcome", "badge"),
     [
         (Outcome.NOT_FOUND, Badge("Not found", "neutral")),
@@ -600,7 +714,13 @@ def test_audit_unavailable_is_a_transient_503_that_says_nothing_was_fetched():
     assert "Nothing was fetched from Align" in AUDIT_UNAVAILABLE.sentence
 
 
-# --- The KYC link: prominence by KYC state, and who already copied it -------------------------
+# --- The KYC link: what staff may do with it, and who already copied it -----------------------
+
+OFFER, WARN, WITHHOLD = (
+    presentation.LinkAction.OFFER,
+    presentation.LinkAction.OFFER_WITH_WARNING,
+    presentation.LinkAction.WITHHOLD,
+)
 
 
 @pytest.mark.parametrize(
@@ -614,28 +734,80 @@ def test_audit_unavailable_is_a_transient_503_that_says_nothing_was_fetched():
     ],
 )
 def test_pending_kyc_offers_the_link_as_the_primary_action(sub_status):
-    offer = presentation.link_offer(kyc(KycStatus.PENDING, sub_status))
-    assert offer.prominence == presentation.LinkProminence.PRIMARY
-    assert offer.note is None
+    decision = presentation.link_decision(kyc(KycStatus.PENDING, sub_status))
+    assert (decision.action, decision.link, decision.handed_out) == (OFFER, FLOW_LINK, FLOW_LINK)
+    assert decision.primary is True
+    assert (decision.reason, decision.note) == ("", "")
 
 
 def test_approved_kyc_offers_the_link_quietly_and_says_there_is_nothing_to_send():
-    offer = presentation.link_offer(kyc(KycStatus.APPROVED))
-    assert offer.prominence == presentation.LinkProminence.SECONDARY
-    assert offer.note == "KYC is approved; there is normally nothing to send."
+    decision = presentation.link_decision(kyc(KycStatus.APPROVED))
+    assert (decision.action, decision.handed_out, decision.primary) == (OFFER, FLOW_LINK, False)
+    assert decision.note == "KYC is approved; there is normally nothing to send."
+    assert decision.reason == ""
 
 
-def test_rejected_kyc_hides_the_link_behind_a_disclosure_with_a_warning():
-    offer = presentation.link_offer(kyc(KycStatus.REJECTED))
-    assert offer.prominence == "hidden_behind_disclosure"
-    assert offer.note == "KYC was rejected: do not onboard. Send this link only if compliance policy says so."
+def test_rejected_kyc_withholds_the_link_and_keeps_it_for_the_cards_disclosure_only():
+    decision = presentation.link_decision(kyc(KycStatus.REJECTED))
+    assert decision.action == WITHHOLD
+    assert decision.handed_out == ""
+    assert decision.link == FLOW_LINK
+    assert decision.reason == "Hidden: KYC rejected. Open the customer."
+    assert decision.note == (
+        "KYC was rejected: do not onboard. Send this link only if compliance policy says so."
+    )
 
 
-@pytest.mark.parametrize("status", [None, "suspended"])
-def test_a_missing_or_unrecognised_status_keeps_the_link_quiet_and_says_to_check_first(status):
-    offer = presentation.link_offer(kyc(status))
-    assert offer.prominence == presentation.LinkProminence.SECONDARY
-    assert offer.note.endswith("check it before sending the link.")
+@pytest.mark.parametrize(
+    ("status", "warning"),
+    [
+        (None, "Align sent no overall KYC status: check it before sending the link."),
+        ("suspended", "This KYC status is new to the dashboard: check it before sending the link."),
+    ],
+)
+def test_a_missing_or_unrecognised_status_offers_the_link_with_a_warning_to_check_first(status, warning):
+    decision = presentation.link_decision(kyc(status))
+    assert (decision.action, decision.handed_out, decision.primary) == (WARN, FLOW_LINK, False)
+    assert decision.reason == decision.note == warning
+
+
+@pytest.mark.parametrize("status", [KycStatus.PENDING, KycStatus.APPROVED, KycStatus.REJECTED, None, "x"])
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        ("", "Align sent no KYC link"),
+        ("javascript:alert(1)", "Not a web link: open the customer"),
+        ("https://kyc.example\u202e/flow", "Not a web link: open the customer"),
+    ],
+)
+def test_a_missing_or_unsafe_link_is_withheld_whatever_the_status(status, link, reason):
+    decision = presentation.link_decision(replace(kyc(status), kyc_flow_link=link))
+    assert (decision.action, decision.link, decision.handed_out) == (WITHHOLD, None, "")
+    assert decision.reason == reason
+    assert decision.note
+
+
+def test_without_kyc_there_is_no_link_to_hand_out():
+    decision = presentation.link_decision(None)
+    assert (decision.action, decision.link, decision.reason) == (WITHHOLD, None, "No KYC link yet")
+
+
+@pytest.mark.parametrize(
+    ("status", "link", "offered"),
+    [
+        (KycStatus.PENDING, FLOW_LINK, False),
+        (KycStatus.APPROVED, FLOW_LINK, False),
+        (KycStatus.REJECTED, FLOW_LINK, True),
+        (KycStatus.PENDING, "", True),
+        (KycStatus.PENDING, "javascript:alert(1)", True),
+        (None, FLOW_LINK, False),
+    ],
+)
+def test_a_new_kyc_session_is_offered_when_there_is_nothing_to_send_or_after_a_rejection(
+    status, link, offered
+):
+    assert presentation.offers_new_kyc_session(replace(kyc(status), kyc_flow_link=link)) is offered
+    assert presentation.offers_new_kyc_session(None) is True
 
 
 COPIED_AT = datetime(2026, 11, 24, 9, 14, tzinfo=UTC)
@@ -784,3 +956,31 @@ def test_next_step_never_says_to_send_a_link_that_cannot_be_sent(sub_status, lin
 def test_under_review_without_a_link_still_waits_for_align():
     summary = kyc_summary(replace(kyc(KycStatus.PENDING, KycSubStatus.FORM_ACCEPTED), kyc_flow_link=None))
     assert summary.next_step == "None; wait for Align's decision."
+
+
+@pytest.mark.parametrize(
+    ("status", "warning"),
+    [
+        (KycStatus.PENDING, "Copied 5 minutes ago — check before sending it again."),
+        (None, "Copied 5 minutes ago — check before sending it again."),
+        (KycStatus.APPROVED, "Copied 5 minutes ago; KYC is approved now, so there is nothing more to send."),
+        (KycStatus.REJECTED, "Copied 5 minutes ago; KYC is rejected now: don't send it again."),
+    ],
+)
+def test_a_recent_copy_is_worded_for_the_state_the_customer_is_in_now(status, warning):
+    """Issue #19, item 18: "check before sending it again" stayed after the customer was approved."""
+    seen = presentation.describe_link_copies(
+        [copy_event("j.smith", 7)], viewer_id=1, now=COPIED_AT + timedelta(minutes=5), kyc=kyc(status)
+    )
+    assert seen.recent_warning == warning
+
+
+@pytest.mark.django_db
+def test_the_card_words_a_recent_copy_for_the_customer_it_shows(staff_client, serve, htmx_headers):
+    serve(DemoId.INDIVIDUAL_APPROVED)
+    staff_client.get(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/")
+    staff_client.post(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/link-copied/")
+    serve(DemoId.INDIVIDUAL_APPROVED)
+    card = staff_client.get(f"/customers/{DemoId.INDIVIDUAL_APPROVED}/", headers=htmx_headers)
+    assert b"KYC is approved now, so there is nothing more to send." in card.content
+    assert b"check before sending it again" not in card.content

@@ -17,7 +17,7 @@ from customers.align.records import (
     PaymentRail,
     RailStatus,
 )
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 
 ADA = DemoId.INDIVIDUAL_APPROVED
 FALCON = DemoId.CORPORATE_APPROVED

@@ -17,7 +17,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
-from customers.align.standin.server import DemoId
+from customers.align.standin.demo import DemoId
 from dashboard.accounts.sessions import (
     LOGGED_OUT_MESSAGE,
     SESSION_REFRESH_SECONDS,
@@ -686,7 +686,7 @@ def test_500_page_has_no_inline_code(staff_user, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("customers.views.lookup.customer_get", broken)
+    monkeypatch.setattr("customers.align.client.customer_get", broken)
     client = Client(raise_request_exception=False)
     client.force_login(staff_user)
     response = client.get(f"/customers/{ADA}/")

@@ -12,13 +12,16 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align import stand_in_demo
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
+from customers.align.standin.server import serving
 from customers.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
 ADA = DemoId.INDIVIDUAL_APPROVED
 ADA_URL = f"/customers/{ADA}/"
+GRACE = DemoId.FORM_STARTED
 DEMO_BODIES = DEMO_CUSTOMERS
 
 
@@ -61,6 +64,18 @@ def test_expired_session_in_htmx_request_redirects_the_whole_page(client):
     )
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/accounts/login/?next=/customers/{ADA}/"
+
+
+def test_a_customer_clicked_after_the_session_ended_is_where_sign_in_comes_back_to(client):
+    """Issue #19, item 8: next= named the customer on screen, not the one clicked."""
+    client.cookies[settings.SESSION_COOKIE_NAME] = "a-session-that-idled-out"
+    response = client.get(
+        f"/customers/{GRACE}/",
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{ADA_URL}"},
+    )
+    assert response["HX-Redirect"] == f"/accounts/login/?next=/customers/{GRACE}/"
+    login = client.get(response["HX-Redirect"])
+    assert b"Your session ended after 30 minutes without activity." in login.content
 
 
 def test_user_without_permission_gets_403_saying_what_to_ask_for(client, django_user_model):
@@ -596,9 +611,13 @@ def test_banner_names_the_configured_upstream(staff_client, settings, base_url, 
 
 
 def test_demo_ids_are_listed_only_when_pointed_at_the_stand_in(staff_client, settings):
-    settings.ALIGN_API_BASE_URL = "http://127.0.0.1:8001"
-    assert str(DrillId.SERVER_ERROR).encode() in staff_client.get("/customers/").content
-    assert str(ADA).encode() in staff_client.get("/customers/").content
+    """In a debug run; the list is the stand-in's own (tests/unit/test_stand_in_demo.py)."""
+    settings.DEBUG = True
+    stand_in_demo._read.cache_clear()
+    with serving(api_key=settings.ALIGN_API_KEY) as stand_in:
+        settings.ALIGN_API_BASE_URL = stand_in.base_url
+        assert str(DrillId.SERVER_ERROR).encode() in staff_client.get("/customers/").content
+        assert str(ADA).encode() in staff_client.get("/customers/").content
     settings.ALIGN_API_BASE_URL = "https://api-sandbox.alignlabs.dev"
     assert str(ADA).encode() not in staff_client.get("/customers/").content
 
@@ -624,7 +643,7 @@ def test_an_unexpected_error_shows_a_calm_500_page_without_details(staff_user, m
     def broken(**kwargs):
         raise RuntimeError("bug with a secret detail")
 
-    monkeypatch.setattr("customers.views.lookup.customer_get", broken)
+    monkeypatch.setattr("customers.align.client.customer_get", broken)
     client = Client(raise_request_exception=False)
     client.force_login(staff_user)
     response = client.get(ADA_URL)
@@ -751,7 +770,7 @@ def test_approved_corporate_demo_says_under_the_breakdown_that_its_pending_rail_
     serve(DemoId.CORPORATE_APPROVED)
     html = normalise_space(staff_client.get(detail_url(DemoId.CORPORATE_APPROVED)).content.decode())
     assert (
-        '</table> <p class="kyc-rails-note">'
+        '</table> <p class="kyc-warning">'
         "Approved overall; USD · Wire is still pending, so that rail can&#x27;t be used yet.</p>"
     ) in html
 
@@ -775,14 +794,14 @@ def test_rejected_demo_says_not_to_use_the_rail_that_still_shows_pending(staff_c
     serve(DemoId.REJECTED)
     html = staff_client.get(detail_url(DemoId.REJECTED)).content.decode()
     assert (
-        '<p class="kyc-rails-note">Rejected overall: do not use any rail, '
+        '<p class="kyc-warning">Rejected overall: do not use any rail, '
         "even though EUR · SEPA still shows Pending.</p>"
     ) in html
 
 
 def test_no_rails_note_when_every_rail_agrees_with_the_overall_status(staff_client, serve):
     serve()
-    assert b"kyc-rails-note" not in staff_client.get(ADA_URL).content
+    assert b"kyc-warning" not in staff_client.get(ADA_URL).content
 
 
 def test_rails_note_escapes_a_rail_status_sent_by_align(staff_client, serve):
@@ -930,9 +949,10 @@ def test_card_says_when_the_link_was_never_copied(staff_client, serve, colleague
 
 
 def test_a_copy_in_the_last_hour_warns_before_sending_again(staff_client, serve, colleague):
-    record_copy(colleague, minutes_ago=12.5)
-    serve()
-    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    """For a customer still pending; an approved one's copy says there is nothing more to send."""
+    record_copy(colleague, minutes_ago=12.5, customer_id=GRACE)
+    serve(GRACE)
+    line = link_copies_line(staff_client.get(f"/customers/{GRACE}/").content.decode())
     warning = "Copied 12 minutes ago — check before sending it again."
     assert f'<p class="link-copies-recent small">{warning}</p>' in line
 

@@ -1,5 +1,5 @@
-"""Align's webhooks: the receiver (customers/services/webhooks.py, webhook_views.align_webhook) and the
-question an open page asks (webhook_views.kyc_changes).
+"""Align's webhooks: the receiver (customers/align/webhooks.py, customers/services/webhooks.py,
+webhook_views.align_webhook) and the question an open page asks (webhook_views.kyc_changes).
 
 Deliveries are signed here with customers/align/standin/webhooks.py, the stand-in's own signer, so the
 receiver is checked against a second implementation of Align's rule, not against itself.
@@ -22,7 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 from redis import RedisError
 
-from customers.align.standin.server import DEMO_CUSTOMERS, DemoId
+from customers.align import webhooks as align_webhooks
+from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.align.standin.webhooks import kyc_updated_envelope, sign
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import webhooks
@@ -224,9 +225,9 @@ def test_a_refused_signature_is_logged_once_without_the_body_or_the_signature(cl
 
 
 def test_a_body_announced_over_256_kib_is_refused_without_reading_it(client):
-    stream = ReadCountingStream(b"x" * (webhooks.MAX_BODY_BYTES + 1))
+    stream = ReadCountingStream(b"x" * (align_webhooks.MAX_BODY_BYTES + 1))
     response = deliver(
-        client, b"{}", CONTENT_LENGTH=str(webhooks.MAX_BODY_BYTES + 1), **{"wsgi.input": stream}
+        client, b"{}", CONTENT_LENGTH=str(align_webhooks.MAX_BODY_BYTES + 1), **{"wsgi.input": stream}
     )
     assert response.status_code == 413
     assert response.json()["status"] == "too_large"
@@ -235,14 +236,14 @@ def test_a_body_announced_over_256_kib_is_refused_without_reading_it(client):
 
 def test_a_body_of_exactly_256_kib_is_read(client):
     body = envelope_bytes()
-    body += b" " * (webhooks.MAX_BODY_BYTES - len(body))  # JSON may end in whitespace
+    body += b" " * (align_webhooks.MAX_BODY_BYTES - len(body))  # JSON may end in whitespace
     assert deliver(client, body).status_code == 200
 
 
 def test_a_body_longer_than_its_content_length_is_read_only_as_far_as_it_says(client):
     """A lying Content-Length never makes the receiver read more: the rest is not the signed body."""
     body = envelope_bytes()
-    sent = body + b" " * (webhooks.MAX_BODY_BYTES * 2)
+    sent = body + b" " * (align_webhooks.MAX_BODY_BYTES * 2)
     stream = ReadCountingStream(sent)
     response = deliver(
         client, body, signature=sign(sent, API_KEY), CONTENT_LENGTH=str(len(body)), **{"wsgi.input": stream}
@@ -268,14 +269,14 @@ def test_a_content_length_that_is_not_a_number_is_a_bad_request(client):
 
 
 def test_reading_stops_one_byte_past_the_limit_whatever_the_stream_holds():
-    stream = ReadCountingStream(b"x" * (webhooks.MAX_BODY_BYTES * 3))
-    with pytest.raises(webhooks.BodyTooLarge):
-        webhooks.read_body(stream)
-    assert stream.bytes_read == webhooks.MAX_BODY_BYTES + 1
+    stream = ReadCountingStream(b"x" * (align_webhooks.MAX_BODY_BYTES * 3))
+    with pytest.raises(align_webhooks.BodyTooLarge):
+        align_webhooks.read_body(stream)
+    assert stream.bytes_read == align_webhooks.MAX_BODY_BYTES + 1
 
 
 def test_reading_a_body_under_the_limit_returns_all_of_it():
-    assert webhooks.read_body(io.BytesIO(b"x" * 100_000)) == b"x" * 100_000
+    assert align_webhooks.read_body(io.BytesIO(b"x" * 100_000)) == b"x" * 100_000
 
 
 # --- What the body says ------------------------------------------------------------------------
@@ -380,11 +381,11 @@ def test_a_later_change_of_the_same_customer_is_a_new_delivery(client):
 
 def test_the_delivery_key_covers_the_envelope_and_the_body():
     body = envelope_bytes()
-    delivery = webhooks.parse_delivery(body)
+    delivery = align_webhooks.parse_delivery(body)
     key = webhooks.delivery_key(delivery, body)
     assert len(key) == 64
     assert webhooks.delivery_key(delivery, body + b" ") != key
-    assert webhooks.delivery_key(webhooks.parse_delivery(body), body) == key
+    assert webhooks.delivery_key(align_webhooks.parse_delivery(body), body) == key
 
 
 def test_a_database_that_cannot_store_it_asks_align_to_deliver_again(client, monkeypatch):
@@ -518,7 +519,7 @@ def test_the_receiver_needs_no_login_and_no_csrf_token(settings):
         (DeliveryResult.BAD_REQUEST, lambda client: deliver(client, b"[]")),
         (
             DeliveryResult.TOO_LARGE,
-            lambda client: deliver(client, b"{}", CONTENT_LENGTH=str(webhooks.MAX_BODY_BYTES + 1)),
+            lambda client: deliver(client, b"{}", CONTENT_LENGTH=str(align_webhooks.MAX_BODY_BYTES + 1)),
         ),
     ],
 )

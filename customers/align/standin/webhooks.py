@@ -6,7 +6,7 @@ the stand-in's webhook URL, when it has one, as a signed `customer.kycs.updated`
 thread of its own so the simulation answers at once.
 
 Standard library only, like customers/align/standin/server.py. The signature is computed here apart from the
-dashboard's customers/services/webhooks.py (the same rule, from Align's documentation), so a delivery from
+dashboard's customers/align/webhooks.py (the same rule, from Align's documentation), so a delivery from
 the stand-in checks the receiver against a second implementation rather than against itself.
 """
 

@@ -5,15 +5,15 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from customers.align.standin.server import (
+from customers.align.standin.demo import (
     DEMO_DESCRIPTIONS,
     DRILL_DESCRIPTIONS,
     GENERATED_DRILL_EVERY,
     GENERATED_DRILLS,
     GENERATED_LIMIT,
-    StubServer,
     generated_customer_id,
 )
+from customers.align.standin.server import StubServer
 
 
 def webhook_url(text: str) -> str:

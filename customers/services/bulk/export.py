@@ -1,4 +1,7 @@
-"""The CSV of a bulk lookup: one record per row, in list order, every cell safe from formulas."""
+"""The CSV of a bulk lookup: one record per row, in list order, every cell safe from formulas.
+
+It hands out a KYC link only where the bulk table does, and says what the table says in its place.
+"""
 
 from collections.abc import Iterable, Iterator
 
@@ -13,6 +16,9 @@ CSV_COLUMNS = [
     "Sub-status",
     "Breakdown",
     "KYC link",
+    # What the table says in the link's place (decisions.link_decision), then decisions.kyc_warnings.
+    "KYC link note",
+    "Warnings",
     "Outcome",
 ]
 EMAIL_COLUMN = "E-mail"
@@ -29,7 +35,9 @@ def csv_records(rows: Iterable[BatchRow], *, with_email: bool) -> Iterator[list[
             row.status.label if row.status else "",
             row.sub_status.label if row.sub_status else "",
             "; ".join(f"{rail.label}: {rail.status}" for rail in row.breakdown),
-            row.kyc_link,
+            row.offered_link,
+            row.link_reason,
+            " ".join(row.warnings),
             row.outcome_words,
         ]
         if with_email:

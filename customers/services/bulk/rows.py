@@ -1,7 +1,7 @@
 """The rows of a bulk lookup: what the table and the CSV show of one customer, in the card's words."""
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from customers.align.records import Customer, KycStatus, KycSubStatus, RailStatus
 from customers.models import AuditEvent
@@ -90,9 +90,12 @@ class BatchRow:
     status: Badge | None = None
     sub_status: Badge | None = None
     breakdown: tuple[RailMark, ...] = ()
-    kyc_link: str = ""  # only a link web_link accepts
-    link_offer: str = ""  # a presentation.LinkProminence, or "" without a link to copy
-    link_problem: str = ""  # why there is no link to copy
+    warnings: tuple[str, ...] = ()  # decisions.kyc_warnings
+    # decisions.link_decision: its action, the link only when staff may hand it out, and the words
+    # said in its place (why it is withheld, or what to check before sending it).
+    link_action: str = ""
+    offered_link: str = ""
+    link_reason: str = ""
     outcome: str = ""  # AuditEvent.Outcome, or "not_fetched"
     failure: LookupFailure | None = None
     email: str = ""  # only when the user may export e-mail addresses
@@ -120,16 +123,21 @@ class BatchRow:
 
     @classmethod
     def from_cache(cls, data: dict) -> "BatchRow":
+        """A cached row; a field an earlier version kept and this one dropped is left out, and a field
+        it did not have yet takes its default (a row without a link_action offers no link)."""
+
         def badge(value: dict | None) -> Badge | None:
             return Badge(**value) if value else None
 
+        known = {field.name for field in fields(cls)}
         return cls(
-            **data
+            **{name: value for name, value in data.items() if name in known}
             | {
                 "customer_type": badge(data["customer_type"]),
                 "status": badge(data["status"]),
                 "sub_status": badge(data["sub_status"]),
                 "breakdown": tuple(RailMark(**rail) for rail in data["breakdown"]),
+                "warnings": tuple(data.get("warnings", ())),
                 "failure": LookupFailure(**data["failure"]) if data["failure"] else None,
             }
         )
@@ -139,7 +147,6 @@ def customer_row(position: int, customer: Customer, *, with_email: bool) -> Batc
     """The row of a customer Align answered for, in the single view's words."""
     kyc = customer.kycs
     summary = presentation.kyc_summary(kyc)
-    link, link_offer, link_problem = _link(kyc)
     return BatchRow(
         position=position,
         customer_id=str(customer.customer_id),
@@ -159,9 +166,10 @@ def customer_row(position: int, customer: Customer, *, with_email: bool) -> Batc
             )
             for row in (kyc.status_breakdown if kyc else ())
         ),
-        kyc_link=link,
-        link_offer=link_offer,
-        link_problem=link_problem,
+        warnings=summary.warnings,
+        link_action=str(summary.link.action),
+        offered_link=summary.link.handed_out,
+        link_reason=summary.link.reason,
         outcome=AuditEvent.Outcome.FOUND,
         email=customer.email if with_email else "",
     )
@@ -176,17 +184,6 @@ def _category(customer: Customer) -> str:
         KycStatus.PENDING: Category.PENDING,
         KycStatus.REJECTED: Category.REJECTED,
     }.get(kyc.status, Category.UNKNOWN)
-
-
-def _link(kyc) -> tuple[str, str, str]:
-    """The link to copy and how it is offered, or why there is none (the single view's rules)."""
-    if kyc is None:
-        return "", "", "No KYC link yet"
-    link = presentation.web_link(kyc.kyc_flow_link)
-    if link is None:
-        problem = "Not a web link: open the customer" if kyc.kyc_flow_link else "Align sent no KYC link"
-        return "", "", problem
-    return link, presentation.link_offer(kyc).prominence, ""
 
 
 def failure_row(position: int, customer_id: uuid.UUID, failure: LookupFailure, outcome: str) -> BatchRow:

@@ -3,7 +3,9 @@
 The batch stops sending customers to Align at its deadline, which scales with its size, or when
 nobody has looked at it for NOT_WATCHED_AFTER_SECONDS: leaving the page does not keep Align busy.
 When Align rate-limits, every thread of the batch pauses for Retry-After and the row is tried
-again, while the deadline allows.
+again, while the deadline allows. The batch is marked finished in the shared state last of all,
+once its end is on record and its place given back: whoever waits on that state (the page, a
+test, a benchmark) finds the batch wholly done.
 """
 
 import logging
@@ -21,7 +23,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from customers.align import client
-from customers.services import audit
+from customers.services import audit, audited_calls
 from customers.services.bulk import state
 from customers.services.bulk.paste import CustomerList
 from customers.services.bulk.rows import (
@@ -33,7 +35,7 @@ from customers.services.bulk.rows import (
     customer_row,
     failure_row,
 )
-from customers.services.decisions import AUDIT_UNAVAILABLE, describe_failure
+from customers.services.decisions import AUDIT_UNAVAILABLE
 from dashboard.ops import metrics
 from dashboard.ops.log_context import bind_customer, current_user_id
 from dashboard.ops.request_id import current_request_id
@@ -67,8 +69,6 @@ class TooManyBatches(Exception):
 
 
 _slots = threading.BoundedSemaphore(MAX_RUNNING_BATCHES)
-_runners: dict[str, "BatchRunner"] = {}
-_runners_lock = threading.Lock()
 
 
 def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) -> uuid.UUID:
@@ -100,12 +100,6 @@ def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) ->
         raise
     metrics.BULK_LOOKUPS.inc()
     return batch.pk
-
-
-def running_batch(batch_id: uuid.UUID | str) -> "BatchRunner | None":
-    """The runner of a batch still running in this process (for tests and the benchmark)."""
-    with _runners_lock:
-        return _runners.get(str(batch_id))
 
 
 class BatchRunner:
@@ -172,14 +166,7 @@ class BatchRunner:
             },
             state.RESULTS_TTL_SECONDS,
         )
-        with _runners_lock:
-            _runners[self.batch_id] = self
         self._thread.start()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the batch to end; True when it has."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -192,7 +179,7 @@ class BatchRunner:
                     logger.error(
                         "Bulk lookup %s: a worker stopped", self.batch_id, exc_info=worker.exception()
                     )
-            self._finish()
+            audit.finish_bulk_lookup(uuid.UUID(self.batch_id), not_fetched=self._counts[Category.NOT_FETCHED])
         finally:
             logger.info(
                 "Bulk lookup %s ended: %d customers, %d not fetched, elapsed_ms=%d",
@@ -201,10 +188,9 @@ class BatchRunner:
                 self._counts[Category.NOT_FETCHED],
                 (time.monotonic() - started) * 1000,
             )
-            with _runners_lock:
-                _runners.pop(self.batch_id, None)
             connection.close()
             _slots.release()
+        self._mark_finished()
 
     def _bind_log_context(self) -> None:
         # A new thread starts with empty context variables: give its log lines the batch's request.
@@ -234,35 +220,22 @@ class BatchRunner:
             return self._queue.popleft() if self._queue else None
 
     def _look_up(self, position: int, customer_id: uuid.UUID) -> None:
-        """The single view's audited fetch, except that a rate limit pauses the batch instead."""
+        """An audited lookup, as the single view's, except that a rate limit pauses the batch instead."""
         if not self._wait_for_turn(position, customer_id):
             return
-        try:
-            event = audit.start_lookup_as(self.actor, customer_id, batch_id=uuid.UUID(self.batch_id))
-        except audit.AuditUnavailable:
+        lookup = audited_calls.look_up(
+            self.actor, customer_id, batch_id=uuid.UUID(self.batch_id), wait_on_rate_limit=False
+        )
+        if lookup.answer is not None:
+            self._record(customer_row(position, lookup.answer, with_email=self.with_email))
+        elif not lookup.recorded:
             self._record(failure_row(position, customer_id, AUDIT_UNAVAILABLE, "audit_unavailable"))
-            return
-        try:
-            customer = client.customer_get(customer_id=customer_id, wait_on_rate_limit=False)
-        except client.RateLimited as error:
-            audit.finish_lookup(event, error=error)
-            if self._pause_for(error):
-                with self._lock:
-                    self._queue.append((position, customer_id))
-                return
-            self._record(self._failed(position, customer_id, error))
-            return
-        except client.AlignError as error:
-            audit.finish_lookup(event, error=error)
-            self._record(self._failed(position, customer_id, error))
-            return
-        audit.finish_lookup(event, customer=customer)
-        self._record(customer_row(position, customer, with_email=self.with_email))
-
-    @staticmethod
-    def _failed(position: int, customer_id: uuid.UUID, error: client.AlignError) -> BatchRow:
-        failure = describe_failure(error)
-        return failure_row(position, customer_id, failure, audit.outcome_of_failure(error))
+        elif isinstance(lookup.error, client.RateLimited) and self._pause_for(lookup.error):
+            with self._lock:
+                self._queue.append((position, customer_id))
+        else:
+            outcome = audit.outcome_of_failure(lookup.error)
+            self._record(failure_row(position, customer_id, lookup.failure, outcome))
 
     def _wait_for_turn(self, position: int, customer_id: uuid.UUID) -> bool:
         """Wait out a rate-limit pause; False (the row recorded as not fetched) when it may not go."""
@@ -316,13 +289,13 @@ class BatchRunner:
                 state.RESULTS_TTL_SECONDS,
             )
 
-    def _finish(self) -> None:
-        """All rows under one key, the batch marked finished, the per-row keys dropped; on record."""
-        with self._lock:
-            rows = [row.to_cache() for row in self._rows]
-            not_fetched = self._counts[Category.NOT_FETCHED]
+    def _mark_finished(self) -> None:
+        """All rows under one key, the batch marked finished, the per-row keys dropped.
+
+        Every worker has ended, so the rows and counts no longer change.
+        """
+        rows = [row.to_cache() for row in self._rows]
         self._meta |= {"status": state.FINISHED, "finished_at": datetime.now(UTC)}
         cache.set(state.cache_key(self.batch_id, "rows"), rows, state.RESULTS_TTL_SECONDS)
         cache.set(state.cache_key(self.batch_id), self._meta, state.RESULTS_TTL_SECONDS)
         cache.delete_many([state.cache_key(self.batch_id, "row", index) for index in range(len(rows))])
-        audit.finish_bulk_lookup(uuid.UUID(self.batch_id), not_fetched=not_fetched)

@@ -1,0 +1,72 @@
+"""What the local stand-in of Align serves: its demo customers and failure drills, for debug runs.
+
+The stand-in (customers/align/standin/) describes them at an address of its own, DEMO_LIST_PATH,
+so the search page of a debug run learns them over HTTP like any other caller, and production
+code never imports the stand-in. Asked with a short timeout through the Align client's session
+(never with the API key: the list is not Align's), kept per base URL once read, and given up
+quietly: a list of demo IDs is a convenience, never a reason for a page to fail or wait.
+"""
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import requests
+
+from customers.align import client
+from customers.align.records import CANONICAL_UUID
+
+logger = logging.getLogger(__name__)
+
+DEMO_LIST_PATH = "/stand-in/demo-list"
+# The stand-in runs on this machine: it answers in milliseconds or not at all.
+TIMEOUT_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class DemoEntry:
+    customer_id: str
+    description: str
+
+
+@dataclass(frozen=True)
+class DemoList:
+    customers: tuple[DemoEntry, ...]
+    drills: tuple[DemoEntry, ...]
+
+
+def demo_list(base_url: str) -> DemoList | None:
+    """The stand-in's demo customers and drills at `base_url`; None when they cannot be read."""
+    try:
+        return _read(base_url)
+    except (requests.RequestException, ValueError) as error:
+        logger.info("The stand-in's demo list could not be read: %s", type(error).__name__)
+        return None
+
+
+@functools.cache
+def _read(base_url: str) -> DemoList:
+    """Kept once read, for the life of the process; a failure raises, so the next page asks again."""
+    response = client.get_client().session.get(
+        f"{base_url}{DEMO_LIST_PATH}", timeout=TIMEOUT_SECONDS, allow_redirects=False
+    )
+    response.raise_for_status()
+    data = response.json()
+    return DemoList(customers=_entries(data, "customers"), drills=_entries(data, "drills"))
+
+
+def _entries(data: object, key: str) -> tuple[DemoEntry, ...]:
+    """The `key` array as entries; ValueError unless each is a customer ID (for a link) and words."""
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"the demo list has no {key} array")
+    entries = []
+    for item in items:
+        customer_id = item.get("customer_id") if isinstance(item, dict) else None
+        description = item.get("description") if isinstance(item, dict) else None
+        if not (isinstance(customer_id, str) and CANONICAL_UUID.fullmatch(customer_id)):
+            raise ValueError(f"an entry of {key} has no customer ID")
+        if not isinstance(description, str):
+            raise ValueError(f"an entry of {key} has no description")
+        entries.append(DemoEntry(customer_id, description))
+    return tuple(entries)
