@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from customers.admin.base import audit_time
-from customers.admin.words import seen_status
+from customers.admin.words import seen_status, seen_sub_status
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services.bulk.rows import CATEGORY_WORDS
 from customers.services.decisions import Badge
@@ -51,6 +51,7 @@ class ActivityRow:
     customer_id: uuid.UUID | None = None
     outcome: str = ""
     kyc_status: Badge | None = None
+    kyc_sub_status: Badge | None = None
     client_ip: str | None = None
     request_id: str = ""
 
@@ -169,6 +170,7 @@ def audit_event_row(event: AuditEvent) -> ActivityRow:
         customer_id=event.customer_id,
         outcome=_audit_event_outcome(event),
         kyc_status=seen_status(event),
+        kyc_sub_status=seen_sub_status(event),
         client_ip=event.client_ip,
         request_id=event.request_id,
     )

@@ -28,7 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from customers.admin import activity
 from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
-from customers.admin.words import badge_words, seen_status
+from customers.admin.words import badge_words, seen_status, seen_sub_status
 from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport
 from customers.services import audit
@@ -55,11 +55,13 @@ CSV_COLUMNS = [
     "match_count",
     "matched_customer_ids",
     "email_hash",
-    # The same row in the list's words, after the codes: scripts read the columns above by
-    # position, and a person reading the file sees what the list showed.
+    # Added after the columns above, which scripts read by position: the sub-status code, then the
+    # row in the words the list and the event page show.
+    "kyc_sub_status",
     "action_words",
     "outcome_words",
     "kyc_status_words",
+    "kyc_sub_status_words",
 ]
 EXPORT_NOT_RECORDED = (
     "Nothing was exported: the export could not be put on record in the audit log. "
@@ -217,7 +219,20 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     # Every field of the model, the time first; tests/unit/test_admin.py fails when one is left out.
     fieldsets = [
-        (None, {"fields": ["time", "username", "action", "full_customer", "outcome", "kyc_status_seen"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "time",
+                    "username",
+                    "action",
+                    "full_customer",
+                    "outcome",
+                    "kyc_status_seen",
+                    "kyc_sub_status_seen",
+                ]
+            },
+        ),
         (
             "Details",
             {
@@ -239,6 +254,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "username",
         "full_customer",
         "kyc_status_seen",
+        "kyc_sub_status_seen",
         "refresh",
         "automatic_refresh",
         "bulk_lookup",
@@ -290,6 +306,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """The status in the customer card's words; none when no customer was shown."""
         status = seen_status(event)
         return self.get_empty_value_display() if status is None else badge(status)
+
+    @admin.display(description="KYC sub-status seen")
+    def kyc_sub_status_seen(self, event: AuditEvent) -> str:
+        """The sub-status in the card's words; none when none was kept (rows from before it was)."""
+        sub_status = seen_sub_status(event)
+        return self.get_empty_value_display() if sub_status is None else badge(sub_status)
 
     @admin.display(description="refresh", ordering="is_refresh")
     def refresh(self, event: AuditEvent) -> str:
@@ -408,9 +430,11 @@ class AuditEventAdmin(ReadOnlyAdmin):
                     "" if event.match_count is None else event.match_count,
                     " ".join(event.matched_customer_ids),
                     event.email_hash,
+                    spreadsheet_safe(event.kyc_sub_status),
                     event.get_action_display(),
                     event.get_outcome_display(),
                     spreadsheet_safe(badge_words(seen_status(event))),
+                    spreadsheet_safe(badge_words(seen_sub_status(event))),
                 ]
             )
 

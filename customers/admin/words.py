@@ -19,6 +19,14 @@ def seen_status(event: AuditEvent) -> presentation.Badge | None:
     return presentation.seen_status_badge(event.outcome, event.kyc_status)
 
 
+def seen_sub_status(event: AuditEvent) -> presentation.Badge | None:
+    """The sub-status beside that status, as the card's badge; None when none was kept (rows from
+    before it was, and every status but pending)."""
+    if seen_status(event) is None or not event.kyc_sub_status:
+        return None
+    return presentation.sub_status_badge(event.kyc_sub_status)
+
+
 def badge_words(badge: presentation.Badge | None) -> str:
     """A badge as plain text, for a file: its words, and a status the dashboard does not know marked so."""
     if badge is None:

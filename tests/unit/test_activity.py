@@ -249,6 +249,7 @@ def trail(smith) -> None:
     )
     at(batch, 7, "started_at")
     at(AuditEvent.objects.create(**lookup, batch=batch), 8)
+    AuditEvent.objects.filter(action="kyc_session").update(kyc_sub_status="kyc_form_submission_started")
     export = BulkLookupExport.objects.create(
         user=smith, batch=batch, rows=42, with_email=True, status_filter="needs_resubmission"
     )
@@ -271,7 +272,7 @@ def test_the_page_shows_everything_one_user_did_newest_first_in_words(auditor_cl
         ),
         ("Lookup in a bulk lookup", short_ada, "Found", "Approved"),
         ("Bulk lookup", "-", "312 customer IDs, 4 not fetched", "-"),
-        ("KYC session started", short_grace, "New KYC session started", "Pending"),
+        ("KYC session started", short_grace, "New KYC session started", "Pending Form started"),
         ("Searched by e-mail", "-", "2 matches", "-"),
         ("KYC link copied", short_ada, "Link copied", "-"),
         ("Automatic refresh", short_ada, "Found", "Approved"),

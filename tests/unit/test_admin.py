@@ -228,6 +228,7 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("customer_id", "Customer ID", str(ADA)),
         ("outcome", "Outcome", "Found"),
         ("kyc_status", "KYC status seen", "Approved"),
+        ("kyc_sub_status", "KYC sub-status seen", "-"),
         ("is_refresh", "Refresh", "Yes"),
         ("automatic", "Automatic refresh", "No"),
         ("client_ip", "Client IP", "198.51.100.23"),
@@ -330,6 +331,38 @@ def test_a_kyc_session_start_shows_the_status_align_gave_it(admin_client, jane, 
     (row,) = list_rows(admin_client.get(CHANGELIST))
     assert text_of(row["kyc_status_seen"]) == words
     assert dict(event_page_rows(admin_client.get(change_url(started))))["KYC status seen"] == words
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kyc_status", "kyc_sub_status", "words"),
+    [
+        pytest.param(
+            "found", "pending", "kyc_form_resubmission_required", "Resubmission required", id="known"
+        ),
+        pytest.param(
+            "found", "pending", "kyc_form_paused", "kyc_form_paused unrecognised", id="one-align-added-later"
+        ),
+        pytest.param("found", "pending", "", "-", id="from-before-it-was-kept"),
+        pytest.param("timeout", "", "kyc_form_submission_started", "-", id="no-customer-shown"),
+    ],
+)
+def test_the_event_page_and_csv_give_the_sub_status_seen_in_the_cards_words(
+    admin_client, jane, outcome, kyc_status, kyc_sub_status, words
+):
+    event = AuditEvent.objects.create(
+        user=jane,
+        action="lookup",
+        customer_id=ADA,
+        outcome=outcome,
+        kyc_status=kyc_status,
+        kyc_sub_status=kyc_sub_status,
+    )
+    assert dict(event_page_rows(admin_client.get(change_url(event))))["KYC sub-status seen"] == words
+    header, row = csv_rows(export(admin_client, event))
+    exported = dict(zip(header, row, strict=True))
+    assert exported["kyc_sub_status"] == kyc_sub_status
+    expected = "" if words == "-" else words.replace(" unrecognised", " (unrecognised)")
+    assert exported["kyc_sub_status_words"] == expected
 
 
 def test_a_kyc_session_start_that_failed_shows_no_status(admin_client, jane):
@@ -474,9 +507,11 @@ def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane)
         "match_count": "",
         "matched_customer_ids": "",
         "email_hash": "",
+        "kyc_sub_status": "",
         "action_words": "Lookup",
         "outcome_words": "Found",
         "kyc_status_words": "Approved",
+        "kyc_sub_status_words": "",
     }
     grace = dict(zip(header, rows[1], strict=True))
     assert (grace["customer_id"], grace["outcome"], grace["client_ip"]) == (str(GRACE), "not_found", "")
@@ -501,7 +536,13 @@ def test_export_keeps_the_columns_auditors_scripts_read_in_their_order_and_adds_
         "matched_customer_ids",
         "email_hash",
     ]
-    assert CSV_COLUMNS[15:] == ["action_words", "outcome_words", "kyc_status_words"]
+    assert CSV_COLUMNS[15:] == [
+        "kyc_sub_status",
+        "action_words",
+        "outcome_words",
+        "kyc_status_words",
+        "kyc_sub_status_words",
+    ]
 
 
 @pytest.mark.parametrize(
