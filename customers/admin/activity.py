@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from customers.admin.base import audit_time
+from customers.admin.base import audit_time, breakable_ip
 from customers.admin.words import seen_status, seen_sub_status
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services.bulk.rows import CATEGORY_WORDS
@@ -58,6 +58,10 @@ class ActivityRow:
     @property
     def time(self) -> SafeString:
         return audit_time(self.at)
+
+    @property
+    def client_ip_text(self) -> SafeString | None:
+        return None if self.client_ip is None else breakable_ip(self.client_ip)
 
     @property
     def customer_url(self) -> str | None:

@@ -23,11 +23,17 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from customers.admin import activity
-from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
+from customers.admin.base import (
+    CappedCountPaginator,
+    ReadOnlyAdmin,
+    breakable_ip,
+    search_by_customer_id,
+    time_column,
+)
 from customers.admin.words import badge_words, seen_status, seen_sub_status
 from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport
@@ -67,7 +73,6 @@ EXPORT_NOT_RECORDED = (
     "Nothing was exported: the export could not be put on record in the audit log. "
     "Try again; if it keeps happening, tell an administrator."
 )
-BREAKABLE_COLON = mark_safe(":<wbr>")
 
 
 class _Echo:
@@ -328,8 +333,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """An IPv6 address may break between its groups, so it never pushes the last column away."""
         if event.client_ip is None:
             return self.get_empty_value_display()
-        groups = format_html_join(BREAKABLE_COLON, "{}", ((group,) for group in event.client_ip.split(":")))
-        return format_html('<span class="audit-ip">{}</span>', groups)
+        return breakable_ip(event.client_ip)
 
     @admin.display(description="audit event ID")
     def event_id(self, event: AuditEvent) -> int:

@@ -16,8 +16,8 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from customers.forms import parse_customer_reference
 
@@ -56,6 +56,15 @@ class CappedCountPaginator(Paginator):
     def count(self) -> int:
         matching = self.object_list.order_by()[: AUDIT_LIST_COUNT_CAP + 1].count()
         return AtLeast(AUDIT_LIST_COUNT_CAP) if matching > AUDIT_LIST_COUNT_CAP else matching
+
+
+BREAKABLE_COLON = mark_safe(":<wbr>")
+
+
+def breakable_ip(address: str) -> SafeString:
+    """An IPv6 address may break between its groups, so it never pushes the last column away."""
+    groups = format_html_join(BREAKABLE_COLON, "{}", ((group,) for group in address.split(":")))
+    return format_html('<span class="audit-ip">{}</span>', groups)
 
 
 def time_column(field: str, description: str = "time") -> Callable[[admin.ModelAdmin, Model], SafeString]:

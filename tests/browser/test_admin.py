@@ -181,6 +181,16 @@ def activity_of_smith(audit_log) -> str:
     )
     AuditEvent.objects.create(
         user=smith,
+        action="lookup",
+        customer_id=uuid.uuid4(),
+        outcome="found",
+        kyc_status="pending",
+        kyc_sub_status="kyc_form_resubmission_required",
+        client_ip=LONGEST_IP,
+        request_id="0123456789ab",
+    )
+    AuditEvent.objects.create(
+        user=smith,
         action="kyc_session",
         customer_id=uuid.uuid4(),
         outcome="session_started",
