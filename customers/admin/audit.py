@@ -156,7 +156,20 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     # Every field of the model, the time first; tests/unit/test_admin.py fails when one is left out.
     fieldsets = [
-        (None, {"fields": ["time", "username", "action", "full_customer", "outcome", "kyc_status_seen"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "time",
+                    "username",
+                    "action",
+                    "full_customer",
+                    "outcome",
+                    "kyc_status_seen",
+                    "kyc_sub_status_seen",
+                ]
+            },
+        ),
         (
             "Details",
             {
@@ -178,6 +191,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "username",
         "full_customer",
         "kyc_status_seen",
+        "kyc_sub_status_seen",
         "refresh",
         "automatic_refresh",
         "bulk_lookup",
@@ -230,6 +244,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
         if event.outcome != AuditEvent.Outcome.FOUND or event.customer_id is None:
             return self.get_empty_value_display()
         return badge(presentation.seen_status_badge(event.outcome, event.kyc_status))
+
+    @admin.display(description="KYC sub-status seen")
+    def kyc_sub_status_seen(self, event: AuditEvent) -> str:
+        """In the card's words; none when Align sent none, or for rows from before it was kept."""
+        if not event.kyc_sub_status:
+            return self.get_empty_value_display()
+        return badge(presentation.sub_status_badge(event.kyc_sub_status))
 
     @admin.display(description="refresh", ordering="is_refresh")
     def refresh(self, event: AuditEvent) -> str:

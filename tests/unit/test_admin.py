@@ -218,6 +218,7 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("customer_id", "Customer ID", str(ADA)),
         ("outcome", "Outcome", "Found"),
         ("kyc_status", "KYC status seen", "Approved"),
+        ("kyc_sub_status", "KYC sub-status seen", "-"),
         ("is_refresh", "Refresh", "Yes"),
         ("automatic", "Automatic refresh", "No"),
         ("client_ip", "Client IP", "198.51.100.23"),
@@ -889,3 +890,11 @@ def test_a_webhook_event_can_be_read_but_not_added_changed_or_deleted(admin_clie
     assert 'name="_save"' not in page
     assert admin_client.get(f"{WEBHOOK_LIST}add/").status_code == 403
     assert admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/delete/").status_code == 403
+
+
+def test_event_page_names_the_sub_status_a_lookup_saw_in_the_cards_words(admin_client, event):
+    AuditEvent.objects.filter(pk=event.pk).update(
+        kyc_status="pending", kyc_sub_status="kyc_form_resubmission_required"
+    )
+    rows = dict(event_page_rows(admin_client.get(change_url(event))))
+    assert rows["KYC sub-status seen"] == "Resubmission required"
