@@ -314,7 +314,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="KYC sub-status seen")
     def kyc_sub_status_seen(self, event: AuditEvent) -> str:
-        """The sub-status in the card's words; none when none was kept (rows from before it was)."""
+        """The sub-status in the card's words; none when Align sent none, no customer was shown, or
+        for rows from before it was kept."""
         sub_status = seen_sub_status(event)
         return self.get_empty_value_display() if sub_status is None else badge(sub_status)
 

@@ -1160,3 +1160,11 @@ def test_the_webhook_status_filter_offers_words_and_filters_by_the_code(admin_cl
 def test_the_webhook_pages_show_statuses_as_the_cards_badges(admin_client, webhook_event):
     for path in (WEBHOOK_LIST, f"{WEBHOOK_LIST}{webhook_event.pk}/change/"):
         assert 'href="/static/css/audit-admin.css"' in admin_client.get(path).content.decode()
+
+
+def test_event_page_names_the_sub_status_a_lookup_saw_in_the_cards_words(admin_client, event):
+    AuditEvent.objects.filter(pk=event.pk).update(
+        kyc_status="pending", kyc_sub_status="kyc_form_resubmission_required"
+    )
+    rows = dict(event_page_rows(admin_client.get(change_url(event))))
+    assert rows["KYC sub-status seen"] == "Resubmission required"
