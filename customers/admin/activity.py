@@ -26,12 +26,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from customers.admin.base import audit_time, breakable_ip
+from customers.admin.base import breakable_ip
 from customers.admin.words import seen_status, seen_sub_status
 from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 from customers.services.bulk.rows import CATEGORY_WORDS
 from customers.services.decisions import Badge
 from dashboard.accounts.models import SignInEvent
+from dashboard.ops.records_admin import audit_time
 
 TEMPLATE = "admin/customers/auditevent/activity.html"
 PAGE_SIZE = 50
@@ -199,16 +200,23 @@ def _audit_event_outcome(event: AuditEvent) -> str:
     return event.get_outcome_display()
 
 
+def _record_row(record, *, at: datetime, what: str, outcome: str) -> ActivityRow:
+    """A row for one of the desk's records of a user's action, leading to its own admin page."""
+    detail_url = reverse(f"admin:customers_{record._meta.model_name}_change", args=[record.pk])
+    return ActivityRow(
+        at=at,
+        what=what,
+        detail_url=detail_url,
+        outcome=outcome,
+        client_ip=record.client_ip,
+        request_id=record.request_id,
+    )
+
+
 def bulk_lookup_row(batch: BulkLookup) -> ActivityRow:
     not_fetched = f", {batch.not_fetched:,} not fetched" if batch.not_fetched else ""
-    return ActivityRow(
-        at=batch.started_at,
-        what="Bulk lookup",
-        detail_url=reverse("admin:customers_bulklookup_change", args=[batch.pk]),
-        outcome=f"{batch.ids_valid:,} customer IDs{not_fetched}",
-        client_ip=batch.client_ip,
-        request_id=batch.request_id,
-    )
+    outcome = f"{batch.ids_valid:,} customer IDs{not_fetched}"
+    return _record_row(batch, at=batch.started_at, what="Bulk lookup", outcome=outcome)
 
 
 def bulk_export_row(export: BulkLookupExport) -> ActivityRow:
@@ -217,26 +225,15 @@ def bulk_export_row(export: BulkLookupExport) -> ActivityRow:
         parts.append(f"{CATEGORY_WORDS.get(export.status_filter, (export.status_filter,))[0]} only")
     if export.with_email:
         parts.append("with e-mail addresses")
-    return ActivityRow(
-        at=export.exported_at,
-        what="Bulk lookup CSV downloaded",
-        detail_url=reverse("admin:customers_bulklookupexport_change", args=[export.pk]),
-        outcome=" · ".join(parts),
-        client_ip=export.client_ip,
-        request_id=export.request_id,
+    return _record_row(
+        export, at=export.exported_at, what="Bulk lookup CSV downloaded", outcome=" · ".join(parts)
     )
 
 
 def audit_export_row(export: AuditExport) -> ActivityRow:
     chosen = "every event the filters matched" if export.all_matching else "rows ticked on one page"
-    return ActivityRow(
-        at=export.exported_at,
-        what="Audit log exported as CSV",
-        detail_url=reverse("admin:customers_auditexport_change", args=[export.pk]),
-        outcome=f"{export.rows:,} events: {chosen}",
-        client_ip=export.client_ip,
-        request_id=export.request_id,
-    )
+    outcome = f"{export.rows:,} events: {chosen}"
+    return _record_row(export, at=export.exported_at, what="Audit log exported as CSV", outcome=outcome)
 
 
 def sign_in_row(event: SignInEvent) -> ActivityRow:

@@ -28,11 +28,11 @@ from django.utils.safestring import SafeString
 
 from customers.admin import activity
 from customers.admin.base import (
+    AuditLogRecordAdmin,
     CappedCountPaginator,
     ReadOnlyAdmin,
     breakable_ip,
     search_by_customer_id,
-    time_column,
 )
 from customers.admin.words import badge_words, seen_status, seen_sub_status
 from customers.forms import parse_customer_reference
@@ -42,6 +42,7 @@ from customers.services import decisions as presentation
 from customers.services.email_search import email_hash_of_text
 from customers.services.spreadsheets import BYTE_ORDER_MARK, csv_file_name, spreadsheet_safe
 from customers.templatetags.kyc import badge
+from dashboard.ops.records_admin import time_column
 
 logger = logging.getLogger(__name__)
 
@@ -444,16 +445,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
             )
 
 
-class AuditExportAdmin(ReadOnlyAdmin):
+class AuditExportAdmin(AuditLogRecordAdmin):
     """Who exported the audit log: read by whoever may read the log, and changed by nobody."""
 
     list_display = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
     fields = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
     readonly_fields = fields
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "exported_at"]
-    list_select_related = ["user"]
     date_hierarchy = "exported_at"
-    view_permission = "customers.view_auditevent"
 
     time = time_column("exported_at")
 

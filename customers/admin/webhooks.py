@@ -13,11 +13,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
+from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id
 from customers.align.records import Currency, KycStatus, PaymentRail, RailStatus, StatusBreakdownRow
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import decisions as presentation
 from customers.templatetags.kyc import UNRECOGNISED_NOTE, badge
+from dashboard.ops.records_admin import time_column
 
 
 class KycStatusFilter(admin.SimpleListFilter):

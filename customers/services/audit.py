@@ -104,9 +104,8 @@ def start_lookup_as(
     """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID."""
     return _write(
         actor,
-        action=AuditEvent.Action.LOOKUP,
+        AuditEvent.Action.LOOKUP,
         customer_id=customer_id,
-        outcome=Outcome.STARTED,
         is_refresh=is_refresh,
         batch_id=batch_id,
         automatic=automatic,
@@ -148,10 +147,7 @@ def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
         )
         raise NoLookupOnRecord
     return _write(
-        Actor.of(request),
-        action=AuditEvent.Action.LINK_COPIED,
-        customer_id=customer_id,
-        outcome=Outcome.COPIED,
+        Actor.of(request), AuditEvent.Action.LINK_COPIED, customer_id=customer_id, outcome=Outcome.COPIED
     )
 
 
@@ -267,10 +263,16 @@ def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_START
     )
 
 
-def _write(actor: Actor, **fields) -> AuditEvent:
-    action = fields["action"]
+def _write(actor: Actor, action: str, *, outcome: str = Outcome.STARTED, **fields) -> AuditEvent:
+    """An audit event by `actor`; "started" unless said otherwise, as an action is recorded before it runs."""
     return _create(
-        AuditEvent, actor, metric_action=action, failure=f"a {action} event could not be written", **fields
+        AuditEvent,
+        actor,
+        metric_action=action,
+        failure=f"a {action} event could not be written",
+        action=action,
+        outcome=outcome,
+        **fields,
     )
 
 
@@ -338,13 +340,7 @@ def start_email_search(actor: Actor, *, email_hash: str) -> AuditEvent:
 
     The e-mail itself is never stored: only its keyed hash (customers/services/email_search.py).
     """
-    return _write(
-        actor,
-        action=AuditEvent.Action.EMAIL_SEARCH,
-        customer_id=None,
-        outcome=Outcome.STARTED,
-        email_hash=email_hash,
-    )
+    return _write(actor, AuditEvent.Action.EMAIL_SEARCH, customer_id=None, email_hash=email_hash)
 
 
 def finish_email_search(
@@ -384,9 +380,7 @@ def finish_email_search(
 
 def start_kyc_session(actor: Actor, customer_id: uuid.UUID) -> AuditEvent:
     """Record that this user is about to start a new KYC session; raise AuditUnavailable if we can't."""
-    return _write(
-        actor, action=AuditEvent.Action.KYC_SESSION_STARTED, customer_id=customer_id, outcome=Outcome.STARTED
-    )
+    return _write(actor, AuditEvent.Action.KYC_SESSION_STARTED, customer_id=customer_id)
 
 
 def finish_kyc_session(event: AuditEvent, *, session: client.KycSession | None = None, error=None) -> None:
