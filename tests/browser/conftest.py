@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from customers.align import stand_in_demo
 from customers.align.standin.server import serving
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME, STAND_IN_KEY
 from tests.support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
@@ -55,6 +56,13 @@ def dashboard_url(live_server, stand_in, settings) -> str:
     settings.ALIGN_API_TIMEOUT = 2
     stand_in.delay = 0
     return live_server.url
+
+
+@pytest.fixture
+def debug_run(settings):
+    """A debug run, whose search page lists the stand-in's demo customers; ask for it before the page."""
+    settings.DEBUG = True
+    stand_in_demo._read.cache_clear()
 
 
 @pytest.fixture

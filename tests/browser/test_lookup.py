@@ -10,7 +10,6 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from customers.align import stand_in_demo
 from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId, DrillId
 
 ADA = str(DemoId.INDIVIDUAL_APPROVED)
@@ -194,13 +193,6 @@ def test_a_second_lookup_replaces_one_still_in_flight(logged_in_page, dashboard_
 # --- Nothing on screen may suggest the wrong customer ---------------------------------------
 
 FIELD = "#customer-id"
-
-
-@pytest.fixture
-def debug_run(settings):
-    """A debug run, whose search page lists the stand-in's demo customers; ask for it before the page."""
-    settings.DEBUG = True
-    stand_in_demo._read.cache_clear()
 
 
 def demo_link(page: Page, customer_id: str):
@@ -390,7 +382,7 @@ def test_only_transient_failures_offer_try_again(logged_in_page, drill, offers_t
     expect(page.get_by_role("link", name="Try again")).to_have_count(1 if offers_try_again else 0)
 
 
-def test_the_rate_limit_countdown_is_said_once_after_each_kind_of_swap(logged_in_page, stand_in):
+def test_the_rate_limit_countdown_is_said_once_after_each_kind_of_swap(debug_run, logged_in_page, stand_in):
     """Each swap counts down on its own button only, never adding to one that already counts."""
     page = logged_in_page
     page.clock.install()

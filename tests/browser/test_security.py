@@ -47,7 +47,7 @@ def test_violation_recorder_catches_a_blocked_inline_script(
 
 
 def test_whole_workflow_runs_under_the_policy_without_a_single_violation(
-    browser_page, dashboard_url, staff_user, csp_violations
+    debug_run, browser_page, dashboard_url, staff_user, csp_violations
 ):
     page = browser_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dashboard_url)
