@@ -373,6 +373,52 @@ def test_a_running_batch_polls_every_second_from_where_the_page_is(staff_client,
     finished(url)
 
 
+def at_align(url: str, within: float = 5) -> tuple[bulk_state.InFlight, ...]:
+    """The batch's customers at Align, once there is one."""
+    deadline = time.monotonic() + within
+    while not (in_flight := bulk_state.read_batch(batch_id_of(url)).in_flight):
+        assert time.monotonic() < deadline, "no customer was sent to Align"
+        time.sleep(0.01)
+    return in_flight
+
+
+def test_the_poll_names_the_customer_align_is_slow_on_with_its_seconds(staff_client, stub):
+    stub.delay = 1.5
+    url = start(staff_client, [ADA])
+    at_align(url)
+    assert "waiting for Align" not in staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    # As if Align had had the customer for 8 s: the runner writes the progress again only at the answer.
+    key = bulk_state.cache_key(batch_id_of(url), "progress")
+    progress = cache.get(key)
+    cache.set(key, progress | {"in_flight": [progress["in_flight"][0] | {"sent_at": time.time() - 8}]})
+    poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    assert f'waiting for Align on <code title="{ADA}">3f2a9c1e…7e91</code> (8 s)</span>' in poll
+    assert "more" not in poll.split("waiting for Align", 1)[1].split("</p>", 1)[0]
+    page = staff_client.get(url).content.decode()
+    assert "waiting for Align on" in page
+    finished(url)
+    assert "waiting for Align" not in staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+
+
+def test_the_poll_counts_the_other_customers_align_is_slow_on(staff_client, stub, settings):
+    stub.delay = 1.5
+    settings.ALIGN_BULK_CONCURRENCY = 3
+    url = start(staff_client, [ADA, GRACE, RESUBMIT])
+    deadline = time.monotonic() + 5
+    while len(at_align(url)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    key = bulk_state.cache_key(batch_id_of(url), "progress")
+    progress = cache.get(key)
+    long_ago = [entry | {"sent_at": time.time() - 5} for entry in progress["in_flight"]]
+    cache.set(key, progress | {"in_flight": long_ago})
+    poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    assert re.search(
+        r"waiting for Align on <code title=\"[0-9a-f-]{36}\">[^<]+</code> \(5 s\) and 2 more</span>", poll
+    )
+    finished(url)
+
+
 def test_the_page_and_the_poll_render_a_row_the_same_way(staff_client, stub):
     url = run(staff_client, [RESUBMIT])
     page = staff_client.get(url).content.decode()

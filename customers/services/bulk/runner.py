@@ -3,9 +3,10 @@
 The batch stops sending customers to Align at its deadline, which scales with its size, or when
 nobody has looked at it for NOT_WATCHED_AFTER_SECONDS: leaving the page does not keep Align busy.
 When Align rate-limits, every thread of the batch pauses for Retry-After and the row is tried
-again, while the deadline allows. The batch is marked finished in the shared state last of all,
-once its end is on record and its place given back: whoever waits on that state (the page, a
-test, a benchmark) finds the batch wholly done.
+again, while the deadline allows. Which customers are at Align, and since when, is kept with the
+progress, so that the page can say which one Align is slow on. The batch is marked finished in
+the shared state last of all, once its end is on record and its place given back: whoever waits
+on that state (the page, a test, a benchmark) finds the batch wholly done.
 """
 
 import logging
@@ -133,6 +134,8 @@ class BatchRunner:
         self._paused_until = 0.0
         self._rows: list[BatchRow] = []
         self._counts: Counter[str] = Counter()
+        # By position: the customers sent to Align and not answered yet (state.InFlight's fields).
+        self._in_flight: dict[int, dict] = {}
         self._watched_at = time.time()
         self._watch_checked_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"bulk-{self.batch_id[:8]}", daemon=True)
@@ -161,7 +164,7 @@ class BatchRunner:
         cache.set_many(
             {
                 state.cache_key(self.batch_id): self._meta,
-                state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}},
+                state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}, "in_flight": []},
                 state.cache_key(self.batch_id, "watched"): self._watched_at,
             },
             state.RESULTS_TTL_SECONDS,
@@ -223,6 +226,7 @@ class BatchRunner:
         """An audited lookup, as the single view's, except that a rate limit pauses the batch instead."""
         if not self._wait_for_turn(position, customer_id):
             return
+        self._sent(position, customer_id)
         lookup = audited_calls.look_up(
             self.actor, customer_id, batch_id=uuid.UUID(self.batch_id), wait_on_rate_limit=False
         )
@@ -233,6 +237,8 @@ class BatchRunner:
         elif isinstance(lookup.error, client.RateLimited) and self._pause_for(lookup.error):
             with self._lock:
                 self._queue.append((position, customer_id))
+                self._in_flight.pop(position)
+                self._write_progress()
         else:
             outcome = audit.outcome_of_failure(lookup.error)
             self._record(failure_row(position, customer_id, lookup.failure, outcome))
@@ -274,6 +280,16 @@ class BatchRunner:
                 self._watched_at = cache.get(state.cache_key(self.batch_id, "watched"), self._watched_at)
             return time.time() - self._watched_at <= NOT_WATCHED_AFTER_SECONDS
 
+    def _sent(self, position: int, customer_id: uuid.UUID) -> None:
+        """The customer is at Align from now on, until its row is recorded (or it waits its turn again)."""
+        with self._lock:
+            self._in_flight[position] = {
+                "position": position,
+                "customer_id": str(customer_id),
+                "sent_at": time.time(),
+            }
+            self._write_progress()
+
     def _record(self, row: BatchRow) -> None:
         """Put the row in the cache, then count it: a poll that sees the count finds the row."""
         with self._lock:
@@ -283,11 +299,17 @@ class BatchRunner:
             self._counts[row.category] += 1
             if row.needs_resubmission:
                 self._counts[Category.NEEDS_RESUBMISSION] += 1
-            cache.set(
-                state.cache_key(self.batch_id, "progress"),
-                {"done": len(self._rows), "counts": dict(self._counts)},
-                state.RESULTS_TTL_SECONDS,
-            )
+            self._in_flight.pop(row.position, None)
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        """The progress as polls read it (state.read_batch); called with the lock held."""
+        progress = {
+            "done": len(self._rows),
+            "counts": dict(self._counts),
+            "in_flight": list(self._in_flight.values()),
+        }
+        cache.set(state.cache_key(self.batch_id, "progress"), progress, state.RESULTS_TTL_SECONDS)
 
     def _mark_finished(self) -> None:
         """All rows under one key, the batch marked finished, the per-row keys dropped.

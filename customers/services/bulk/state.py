@@ -1,6 +1,8 @@
 """A bulk lookup's state in the shared cache, where any instance can answer the page's polls.
 
-The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here.
+The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here,
+with the progress: how many rows are done, their counts, and which customers are at Align now and
+since when, so the poll can name a customer Align is slow on.
 """
 
 import math
@@ -19,10 +21,32 @@ from customers.services.bulk.rows import BatchRow, summary_line
 RESULTS_TTL_SECONDS = 30 * 60
 RUNNING = "running"
 FINISHED = "finished"
+# A customer at Align this long is named in the progress line; a shorter wait is not, or the line
+# of every batch would flicker with customers Align answers in a moment.
+SLOW_AFTER_SECONDS = 3
 
 
 def cache_key(batch_id: uuid.UUID | str, *parts: object) -> str:
     return ":".join(["kycdesk:bulk", str(batch_id), *(str(part) for part in parts)])
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A customer of the batch sent to Align and not answered yet; `sent_at` is wall-clock time
+    (time.time()), so that whichever instance answers the poll can count the seconds from it."""
+
+    position: int
+    customer_id: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class WaitingOnAlign:
+    """The customer Align has kept longest, past SLOW_AFTER_SECONDS, and how many more it keeps so."""
+
+    customer_id: str
+    seconds: int
+    others: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,7 @@ class BatchState:
     ends_by: float = math.inf
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    in_flight: tuple[InFlight, ...] = ()
 
     @property
     def stalled(self) -> bool:
@@ -53,6 +78,18 @@ class BatchState:
     @property
     def finished(self) -> bool:
         return self.status == FINISHED
+
+    @property
+    def waiting_on_align(self) -> WaitingOnAlign | None:
+        """Whom Align is slow on now, for the progress line; None while it answers in good time."""
+        now = time.time()
+        slow = sorted(
+            (entry for entry in self.in_flight if now - entry.sent_at >= SLOW_AFTER_SECONDS),
+            key=lambda entry: entry.sent_at,
+        )
+        if not slow:
+            return None
+        return WaitingOnAlign(slow[0].customer_id, int(now - slow[0].sent_at), others=len(slow) - 1)
 
     @property
     def percent(self) -> int:
@@ -86,6 +123,8 @@ def read_batch(batch_id: uuid.UUID) -> BatchState | None:
             "rejected": tuple(RejectedEntry(**entry) for entry in meta["rejected"]),
             "done": progress["done"],
             "counts": progress["counts"],
+            # Written by an instance that does not keep them yet (a rolling deploy): none to show.
+            "in_flight": tuple(InFlight(**entry) for entry in progress.get("in_flight", ())),
         }
     )
 
