@@ -75,8 +75,10 @@ _slots = threading.BoundedSemaphore(MAX_RUNNING_BATCHES)
 def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) -> uuid.UUID:
     """Record the batch, store its first state and start fetching; the batch ID for its page.
 
-    Raises TooManyBatches, or audit.AuditUnavailable when the batch cannot be put on record (then
-    nothing is fetched).
+    Raises TooManyBatches, audit.AuditUnavailable when the batch cannot be put on record, or
+    state.ResultsUnavailable when its state cannot be stored in the cache; in each case nothing is
+    fetched. The record comes first, so a batch whose state can't be stored is on record already:
+    it ends there, with every customer counted as never sent to Align.
     """
     if not _slots.acquire(blocking=False):
         raise TooManyBatches
@@ -95,7 +97,11 @@ def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) ->
             with_email=with_email,
             found=found,
         )
-        runner.start()
+        try:
+            runner.start()
+        except state.ResultsUnavailable:
+            audit.finish_bulk_lookup(batch.pk, not_fetched=len(found.customer_ids))
+            raise
     except BaseException:
         _slots.release()
         raise
@@ -161,14 +167,16 @@ class BatchRunner:
         }
 
     def start(self) -> None:
-        cache.set_many(
-            {
-                state.cache_key(self.batch_id): self._meta,
-                state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}, "in_flight": []},
-                state.cache_key(self.batch_id, "watched"): self._watched_at,
-            },
-            state.RESULTS_TTL_SECONDS,
-        )
+        """Store the batch's first state, then start fetching; ResultsUnavailable if it can't be stored."""
+        with state.cache_reachable():
+            cache.set_many(
+                {
+                    state.cache_key(self.batch_id): self._meta,
+                    state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}, "in_flight": []},
+                    state.cache_key(self.batch_id, "watched"): self._watched_at,
+                },
+                state.RESULTS_TTL_SECONDS,
+            )
         self._thread.start()
 
     def _run(self) -> None:
