@@ -4,9 +4,8 @@ Eleven demo customers cover every KYC state staff meet, and the odd answers the 
 survive (no overall status, values added after this contract, no KYC link, a link that is not a
 web link); a few e-mails show each outcome of a search by e-mail. "Failure drill" IDs make the
 stand-in misbehave the way the real API can. Generated customers (deterministic IDs) fill bulk
-lookups. Kept apart from the HTTP server so tests and
-benchmarks can use the data without a server, and the server describes it at its own address.
-Standard library only, like the server.
+lookups. Kept apart from the HTTP server so tests and benchmarks can use the data without a
+server, and the server describes it at its own address. Standard library only, like the server.
 """
 
 import enum

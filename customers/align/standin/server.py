@@ -5,8 +5,8 @@ customers/align/standin/demo.py, whose "failure drill" IDs make it misbehave the
 can, so the dashboard's error screens can be seen without breaking anything. `generate` adds that
 many more customers with deterministic IDs, for bulk lookups. At an address of its own,
 DEMO_LIST_PATH, it describes its demo customers, drills and e-mails to try, so a dashboard pointed
-at it can list them without importing this package. Standard library only: it must start on any machine the
-dashboard starts on.
+at it can list them without importing this package. Standard library only: it must start on any
+machine the dashboard starts on.
 """
 
 import contextlib

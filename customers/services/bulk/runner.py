@@ -140,8 +140,8 @@ class BatchRunner:
         self._paused_until = 0.0
         self._rows: list[BatchRow] = []
         self._counts: Counter[str] = Counter()
-        # By position: the customers sent to Align and not answered yet (state.InFlight's fields).
-        self._in_flight: dict[int, dict] = {}
+        # By position: the customers sent to Align and not answered yet.
+        self._in_flight: dict[int, state.InFlight] = {}
         self._watched_at = time.time()
         self._watch_checked_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"bulk-{self.batch_id[:8]}", daemon=True)
@@ -291,11 +291,7 @@ class BatchRunner:
     def _sent(self, position: int, customer_id: uuid.UUID) -> None:
         """The customer is at Align from now on, until its row is recorded (or it waits its turn again)."""
         with self._lock:
-            self._in_flight[position] = {
-                "position": position,
-                "customer_id": str(customer_id),
-                "sent_at": time.time(),
-            }
+            self._in_flight[position] = state.InFlight(position, str(customer_id), sent_at=time.time())
             self._write_progress()
 
     def _record(self, row: BatchRow) -> None:
@@ -315,7 +311,7 @@ class BatchRunner:
         progress = {
             "done": len(self._rows),
             "counts": dict(self._counts),
-            "in_flight": list(self._in_flight.values()),
+            "in_flight": [asdict(entry) for entry in self._in_flight.values()],
         }
         cache.set(state.cache_key(self.batch_id, "progress"), progress, state.RESULTS_TTL_SECONDS)
 
