@@ -43,6 +43,10 @@ class UserActionRecord(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        """ "Bulk lookup export 12 by jane": the kind of record, its ID, and who did it."""
+        return f"{self._meta.verbose_name.capitalize()} {self.pk} by {self.user.get_username()}"
+
 
 def acting_user(related_name: str, who: str) -> models.ForeignKey:
     """The user who did it; protected, so the record of what they did outlives their account."""
@@ -181,9 +185,6 @@ class AuditExport(UserActionRecord):
         default_permissions = ()
         verbose_name = "audit log export"
 
-    def __str__(self) -> str:
-        return f"Audit log export {self.pk} by {self.user.get_username()}"
-
 
 class BulkLookup(UserActionRecord):
     """One bulk lookup: who checked a list of customers, when, and how much of the list was read.
@@ -213,9 +214,6 @@ class BulkLookup(UserActionRecord):
         default_permissions = ()
         verbose_name = "bulk lookup"
 
-    def __str__(self) -> str:
-        return f"Bulk lookup {self.pk} by {self.user.get_username()}"
-
 
 class BulkLookupExport(UserActionRecord):
     """One CSV download of a bulk lookup's results, written before the file is sent."""
@@ -233,9 +231,6 @@ class BulkLookupExport(UserActionRecord):
         ordering = ["-exported_at", "-id"]
         default_permissions = ()
         verbose_name = "bulk lookup export"
-
-    def __str__(self) -> str:
-        return f"Bulk lookup export {self.pk} by {self.user.get_username()}"
 
 
 class KycWebhookEvent(models.Model):

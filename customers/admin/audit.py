@@ -14,20 +14,35 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ERROR_FLAG, IGNORED_PARAMS, PAGE_VAR, SEARCH_VAR
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Max, OuterRef, QuerySet
-from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponseRedirect, QueryDict, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, search_by_customer_id, time_column
+from customers.admin import activity
+from customers.admin.base import (
+    AuditLogRecordAdmin,
+    CappedCountPaginator,
+    ReadOnlyAdmin,
+    breakable_ip,
+    search_by_customer_id,
+)
+from customers.admin.words import badge_words, seen_status, seen_sub_status
+from customers.forms import parse_customer_reference
 from customers.models import AuditEvent, AuditExport
 from customers.services import audit
 from customers.services import decisions as presentation
 from customers.services.email_search import email_hash_of_text
-from customers.services.spreadsheets import spreadsheet_safe
+from customers.services.spreadsheets import BYTE_ORDER_MARK, csv_file_name, spreadsheet_safe
 from customers.templatetags.kyc import badge
+from dashboard.ops.records_admin import time_column
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +62,18 @@ CSV_COLUMNS = [
     "match_count",
     "matched_customer_ids",
     "email_hash",
+    # Added after the columns above, which scripts read by position: the sub-status code, then the
+    # row in the words the list and the event page show.
+    "kyc_sub_status",
+    "action_words",
+    "outcome_words",
+    "kyc_status_words",
+    "kyc_sub_status_words",
 ]
 EXPORT_NOT_RECORDED = (
     "Nothing was exported: the export could not be put on record in the audit log. "
     "Try again; if it keeps happening, tell an administrator."
 )
-BREAKABLE_COLON = mark_safe(":<wbr>")
 
 
 class _Echo:
@@ -142,6 +163,54 @@ def parse_batch_id(value: str | None) -> uuid.UUID | None:
 EMAIL_HASH = re.compile(r"[0-9a-f]{64}")
 
 
+# What a list address carries besides its filters: paging, sorting and the admin's own flags.
+NOT_FILTERS = {*IGNORED_PARAMS, PAGE_VAR, ERROR_FLAG} - {SEARCH_VAR}
+YES_NO = {"1": "yes", "0": "no"}
+
+
+def export_name_details(query: QueryDict, *, all_matching: bool) -> list[str]:
+    """What an export of the list holds, for its file name: each filter and the search, as in the
+    address, and whether only rows ticked on a page were chosen (e.g. "outcome-found", "user-j.smith")."""
+    filters = [(key, value) for key, value in query.items() if key not in NOT_FILTERS and value]
+    details = [_filter_in_words(key, value) for key, value in filters]
+    return details if all_matching else [*details, "selected-rows"]
+
+
+def _filter_in_words(key: str, value: str) -> str:
+    """One filter of the list, named by the field it filters and the value chosen; IDs shortened."""
+    field = key.split("__")[0]
+    if key == SEARCH_VAR:
+        return f"search-{_search_in_words(value)}"
+    if key == "user__id__exact":
+        user = user_chosen(value)
+        return f"user-{user.get_username() if user else value}"
+    if key == BulkLookupFilter.parameter_name:
+        return f"batch-{value[:8]}"
+    if key.endswith("__gte"):
+        return f"from-{value[:10]}"
+    if key.endswith("__lt"):
+        return f"before-{value[:10]}"
+    if key.endswith("__exact") and value in YES_NO:
+        return f"{field}-{YES_NO[value]}"
+    return f"{field}-{value}"
+
+
+def user_chosen(user_id: str):
+    """The user whose ID the user filter holds; None when it holds none, or no user has it."""
+    return get_user_model()._default_manager.filter(pk=user_id).first() if user_id.isdigit() else None
+
+
+def _search_in_words(term: str) -> str:
+    """A customer ID as the list shortens it, an e-mail's hash by its start: never a long code."""
+    term = term.strip().lower()
+    if EMAIL_HASH.fullmatch(term):
+        return f"email-{term[:8]}"
+    try:
+        return presentation.short_customer_id(parse_customer_reference(term))
+    except ValueError:
+        return term
+
+
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "time",
@@ -156,7 +225,20 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     # Every field of the model, the time first; tests/unit/test_admin.py fails when one is left out.
     fieldsets = [
-        (None, {"fields": ["time", "username", "action", "full_customer", "outcome", "kyc_status_seen"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "time",
+                    "username",
+                    "action",
+                    "full_customer",
+                    "outcome",
+                    "kyc_status_seen",
+                    "kyc_sub_status_seen",
+                ]
+            },
+        ),
         (
             "Details",
             {
@@ -178,6 +260,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "username",
         "full_customer",
         "kyc_status_seen",
+        "kyc_sub_status_seen",
         "refresh",
         "automatic_refresh",
         "bulk_lookup",
@@ -226,10 +309,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="KYC status seen", ordering="kyc_status")
     def kyc_status_seen(self, event: AuditEvent) -> str:
-        """The status in the customer card's words; none when no customer was found."""
-        if event.outcome != AuditEvent.Outcome.FOUND or event.customer_id is None:
-            return self.get_empty_value_display()
-        return badge(presentation.seen_status_badge(event.outcome, event.kyc_status))
+        """The status in the customer card's words; none when no customer was shown."""
+        status = seen_status(event)
+        return self.get_empty_value_display() if status is None else badge(status)
+
+    @admin.display(description="KYC sub-status seen")
+    def kyc_sub_status_seen(self, event: AuditEvent) -> str:
+        """The sub-status in the card's words; none when Align sent none, no customer was shown, or
+        for rows from before it was kept."""
+        sub_status = seen_sub_status(event)
+        return self.get_empty_value_display() if sub_status is None else badge(sub_status)
 
     @admin.display(description="refresh", ordering="is_refresh")
     def refresh(self, event: AuditEvent) -> str:
@@ -246,8 +335,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         """An IPv6 address may break between its groups, so it never pushes the last column away."""
         if event.client_ip is None:
             return self.get_empty_value_display()
-        groups = format_html_join(BREAKABLE_COLON, "{}", ((group,) for group in event.client_ip.split(":")))
-        return format_html('<span class="audit-ip">{}</span>', groups)
+        return breakable_ip(event.client_ip)
 
     @admin.display(description="audit event ID")
     def event_id(self, event: AuditEvent) -> int:
@@ -261,18 +349,37 @@ class AuditEventAdmin(ReadOnlyAdmin):
         url = reverse("admin:customers_bulklookup_change", args=[event.batch_id])
         return format_html('<a href="{}"><code class="audit-id">{}</code></a>', url, event.batch_id)
 
+    def get_urls(self) -> list[URLPattern]:
+        """The audit log's pages and, before them (the change page would take its path), a user's activity."""
+        activity_page = self.admin_site.admin_view(self.activity_view)
+        return [
+            path("activity/<int:user_id>/", activity_page, name="customers_auditevent_activity"),
+            *super().get_urls(),
+        ]
+
+    def activity_view(self, request: HttpRequest, user_id: int) -> TemplateResponse:
+        """Everything one user did (admin/activity.py), read by whoever may read the audit log."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        person = get_object_or_404(get_user_model(), pk=user_id)
+        return activity.activity_response(request, self.admin_site, person)
+
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("customers.export_auditevent")
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         """An e-mail typed into the search box is swapped for its keyed hash in the address, so it
-        stays out of the browser's history, the page's links and a recorded export's filters."""
+        stays out of the browser's history, the page's links and a recorded export's filters.
+
+        Filtered to one user, the list offers everything else that user did (`activity_of`).
+        """
         hashed = email_hash_of_text(request.GET.get("q", ""))
         if hashed is not None:
             query = request.GET.copy()
             query["q"] = hashed
             return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
-        return super().changelist_view(request, extra_context)
+        person = user_chosen(request.GET.get("user__id__exact", ""))
+        return super().changelist_view(request, {**(extra_context or {}), "activity_of": person})
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         term = search_term.strip().lower()
@@ -301,7 +408,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
             self.message_user(request, EXPORT_NOT_RECORDED, messages.ERROR)
             return None
         logger.info("Audit log exported: %s events (audit log export %s)", export.rows, export.pk)
-        filename = f"kyc-desk-audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        details = export_name_details(request.GET, all_matching=export.all_matching)
+        filename = csv_file_name("audit-log", *details, made_at=export.exported_at)
         response = StreamingHttpResponse(self._csv_lines(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         response["Cache-Control"] = "no-store"
@@ -309,7 +417,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def _csv_lines(self, queryset: QuerySet) -> Iterator[str]:
         writer = csv.writer(_Echo())
-        yield writer.writerow(CSV_COLUMNS)
+        yield BYTE_ORDER_MARK + writer.writerow(CSV_COLUMNS)
         for event in queryset.select_related("user").order_by("occurred_at", "id").iterator(chunk_size=2000):
             yield writer.writerow(
                 [
@@ -328,20 +436,23 @@ class AuditEventAdmin(ReadOnlyAdmin):
                     "" if event.match_count is None else event.match_count,
                     " ".join(event.matched_customer_ids),
                     event.email_hash,
+                    spreadsheet_safe(event.kyc_sub_status),
+                    event.get_action_display(),
+                    event.get_outcome_display(),
+                    spreadsheet_safe(badge_words(seen_status(event))),
+                    spreadsheet_safe(badge_words(seen_sub_status(event))),
                 ]
             )
 
 
-class AuditExportAdmin(ReadOnlyAdmin):
+class AuditExportAdmin(AuditLogRecordAdmin):
     """Who exported the audit log: read by whoever may read the log, and changed by nobody."""
 
     list_display = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
     fields = ["time", "username", "rows", "selection", "filters_used", "client_ip", "request_id"]
     readonly_fields = fields
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "exported_at"]
-    list_select_related = ["user"]
     date_hierarchy = "exported_at"
-    view_permission = "customers.view_auditevent"
 
     time = time_column("exported_at")
 

@@ -6,30 +6,20 @@ zone, so an auditor can quote them; lists that only grow count up to a cap.
 """
 
 import uuid
-from collections.abc import Callable
-from datetime import datetime
 from functools import cached_property
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
-from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from customers.forms import parse_customer_reference
+from dashboard.ops.records_admin import ReadOnlyModelAdmin
 
 MIN_PREFIX_CHARS = 4
 HEX_DIGITS_IN_ID = 32
-
-
-def audit_time(moment: datetime) -> SafeString:
-    """A time an auditor can quote: date, seconds and zone, in the dashboard's time zone."""
-    local = timezone.localtime(moment)
-    return format_html(
-        '<time class="audit-time" datetime="{}">{}</time>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S %Z}"
-    )
 
 
 # The audit log only grows (millions of rows a year for a team), so its list never counts or
@@ -57,14 +47,13 @@ class CappedCountPaginator(Paginator):
         return AtLeast(AUDIT_LIST_COUNT_CAP) if matching > AUDIT_LIST_COUNT_CAP else matching
 
 
-def time_column(field: str, description: str = "time") -> Callable[[admin.ModelAdmin, Model], SafeString]:
-    """A list and page column showing the record's `field` as audit_time does, sorted by that field."""
+BREAKABLE_COLON = mark_safe(":<wbr>")
 
-    @admin.display(description=description, ordering=field)
-    def column(model_admin: admin.ModelAdmin, record: Model) -> SafeString:
-        return audit_time(getattr(record, field))
 
-    return column
+def breakable_ip(address: str) -> SafeString:
+    """An IPv6 address may break between its groups, so it never pushes the last column away."""
+    groups = format_html_join(BREAKABLE_COLON, "{}", ((group,) for group in address.split(":")))
+    return format_html('<span class="audit-ip">{}</span>', groups)
 
 
 def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
@@ -86,30 +75,32 @@ def search_by_customer_id(queryset: QuerySet, search_term: str) -> QuerySet:
     return queryset.none()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A kind of record in the admin: listed and read, never added, changed or deleted, and no bulk actions.
+def activity_url(user_id: int) -> str:
+    """The page of everything one user did, sign-ins included (admin/activity.py)."""
+    return reverse("admin:customers_auditevent_activity", args=[user_id])
+
+
+class ReadOnlyAdmin(ReadOnlyModelAdmin):
+    """A kind of the desk's records in the admin, read by whoever may read the audit log.
 
     Set view_permission to have it read with that permission instead of the model's own: the
     records about the audit log (its exports, the bulk lookups) are read by whoever may read the log.
     """
 
-    view_permission: str | None = None
-    actions = None
-
     @admin.display(description="user", ordering="user__username")
-    def username(self, record: Model) -> str:
-        return record.user.get_username()
+    def username(self, record: Model) -> SafeString:
+        """The username, leading to everything that user did (admin/activity.py)."""
+        username = record.user.get_username()
+        return format_html(
+            '<a href="{}" title="Everything {} did">{}</a>', activity_url(record.user_id), username, username
+        )
 
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        if self.view_permission is None:
-            return super().has_view_permission(request, obj)
-        return request.user.has_perm(self.view_permission)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+class AuditLogRecordAdmin(ReadOnlyAdmin):
+    """A record about what users did with the audit log's customers (bulk lookups, exports): read by
+    whoever may read the log, in a list that only grows."""
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+    view_permission = "customers.view_auditevent"
+    list_select_related = ["user"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False

@@ -8,9 +8,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from customers.admin.audit import BulkLookupFilter, parse_batch_id
-from customers.admin.base import CappedCountPaginator, ReadOnlyAdmin, audit_time, time_column
+from customers.admin.base import AuditLogRecordAdmin
 from customers.models import BulkLookup, BulkLookupExport
 from customers.services import decisions as presentation
+from dashboard.ops.records_admin import audit_time, time_column
 
 
 def batch_lookups_link(batch: BulkLookup) -> SafeString:
@@ -21,7 +22,7 @@ def batch_lookups_link(batch: BulkLookup) -> SafeString:
     )
 
 
-class BulkLookupAdmin(ReadOnlyAdmin):
+class BulkLookupAdmin(AuditLogRecordAdmin):
     """Who checked a list of customers, when, and how many: read by whoever may read the audit log."""
 
     list_display = ["time", "username", "ids_valid", "duplicates", "rejected", "not_fetched", "finished"]
@@ -41,12 +42,8 @@ class BulkLookupAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "started_at"]
-    list_select_related = ["user"]
     search_fields = ["=id"]
     search_help_text = "Batch ID: the whole ID, as the lookups in the audit log carry it."
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    view_permission = "customers.view_auditevent"
 
     time = time_column("started_at")
 
@@ -70,7 +67,7 @@ class BulkLookupAdmin(ReadOnlyAdmin):
         return (queryset.filter(pk=batch_id) if batch_id else queryset.none()), False
 
 
-class BulkLookupExportAdmin(ReadOnlyAdmin):
+class BulkLookupExportAdmin(AuditLogRecordAdmin):
     """Who downloaded a bulk lookup's CSV, of which batch, how much, and whether with e-mail addresses."""
 
     list_display = ["time", "username", "batch_link", "rows", "with_email", "status_filter"]
@@ -86,10 +83,6 @@ class BulkLookupExportAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     list_filter = [("user", admin.RelatedOnlyFieldListFilter), "with_email", "exported_at"]
-    list_select_related = ["user"]
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    view_permission = "customers.view_auditevent"
 
     time = time_column("exported_at")
 

@@ -466,9 +466,14 @@ def stored_sub_status_code(kyc: Kyc | None) -> str:
     return str(kyc.sub_status)[:60] if kyc is not None and kyc.sub_status else ""
 
 
+# The outcomes after which Align had told the dashboard a KYC status: a lookup that found the
+# customer, and a new KYC session (the status Align gave it).
+STATUS_SEEN_OUTCOMES = frozenset({AuditEvent.Outcome.FOUND, AuditEvent.Outcome.SESSION_STARTED})
+
+
 def seen_status_badge(outcome: str, kyc_status: str) -> Badge:
-    """What a user saw at a past lookup, in the same badge words as the customer card."""
-    if outcome == AuditEvent.Outcome.FOUND:
+    """What a user saw at a past lookup, or the status Align gave a new KYC session, in the card's words."""
+    if outcome in STATUS_SEEN_OUTCOMES:
         if not kyc_status:
             return NOT_STARTED_BADGE
         if kyc_status == AuditEvent.KYC_STATUS_NOT_SENT:
@@ -603,6 +608,13 @@ def describe_link_copies(
     )
     recent_warning = _recent_copy_warning(copies[0].at, now, kyc) if copies else None
     return LinkCopies(copies, recent_warning)
+
+
+def session_restart_note(*, by: str, at: datetime, now: datetime) -> str:
+    """Said beside the link once a lead started a new KYC session: the link copied before it is dead."""
+    return (
+        f"New KYC session started by {by} {_copied_when(at, now)}; links copied before then no longer work."
+    )
 
 
 def _copied_when(moment: datetime, now: datetime) -> str:

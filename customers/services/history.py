@@ -23,9 +23,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.align.records import Customer, KycStatus, KycSubStatus
 from customers.models import AuditEvent, KycWebhookEvent
+from customers.services import audit
 from customers.services import decisions as presentation
 from customers.services.decisions import Badge, stored_status_code
 
@@ -86,6 +88,9 @@ class Observation:
     from_align: bool
     # Breaks ties between sightings at the same moment, in the order they were recorded.
     order: int = 0
+    # A new KYC session a lead started: always an entry of its own, even when the state it gave
+    # (pending) is the one the customer was already in, since the link changed.
+    restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,13 +116,16 @@ class KycHistory:
     # The newest webhook event's ID: an open page asks for anything newer (0: none yet).
     newest_webhook_id: int
     disagreement: Disagreement | None
+    # "New KYC session started by lead1 at 11:16 today; links copied before then no longer work."
+    session_restart: str | None = None
 
 
 def kyc_history(*, customer: Customer, viewer_id: int, seen_at: datetime) -> KycHistory | None:
     """The customer's History section for `viewer_id`'s card, just fetched at `seen_at`; None when
     it can't be read.
 
-    Two indexed reads: webhook_customer_recent and audit_customer_action_recent.
+    Three indexed reads: webhook_customer_recent, and audit_customer_action_recent for the lookups
+    and for the KYC sessions leads started.
     """
     customer_id = customer.customer_id
     try:
@@ -136,17 +144,24 @@ def kyc_history(*, customer: Customer, viewer_id: int, seen_at: datetime) -> Kyc
             .only("occurred_at", "kyc_status", "kyc_sub_status", "user__" + get_user_model().USERNAME_FIELD)
             .order_by("-id")[:LOOKUPS_READ]
         )
+        session_starts = audit.kyc_session_starts(customer_id=customer_id)
     except DatabaseError:
         logger.exception("The KYC history of customer %s could not be read", customer_id)
         return None
     return build_history(
-        events, lookups, viewer_id=viewer_id, current=KycState.of_customer(customer), current_at=seen_at
+        events,
+        lookups,
+        session_starts,
+        viewer_id=viewer_id,
+        current=KycState.of_customer(customer),
+        current_at=seen_at,
     )
 
 
 def build_history(
     events: Iterable[KycWebhookEvent],
     lookups: Iterable[AuditEvent],
+    session_starts: Iterable[AuditEvent] = (),
     *,
     viewer_id: int,
     current: KycState,
@@ -154,7 +169,7 @@ def build_history(
 ) -> KycHistory:
     """`current` is what the lookup behind this card saw, at `current_at`: its audit row keeps the
     overall status only, and this sighting knows the sub-status too."""
-    events, lookups = list(events), list(lookups)
+    events, lookups, session_starts = list(events), list(lookups), list(session_starts)
     fresh = [Observation(current_at, current, "seen by you", False)] if current_at is not None else []
     observations = (
         fresh
@@ -178,6 +193,17 @@ def build_history(
             )
             for lookup in lookups
         ]
+        + [
+            Observation(
+                start.occurred_at,
+                KycState.of(start.kyc_status),
+                f"new KYC session, {_started_by(start, viewer_id)}",
+                False,
+                start.pk,
+                restart=True,
+            )
+            for start in session_starts
+        ]
     )
     newest_webhook = max(events, key=lambda event: (event.event_created_at, event.pk), default=None)
     disagreement = None
@@ -185,15 +211,28 @@ def build_history(
         said = KycState.of(newest_webhook.kyc_status, newest_webhook.kyc_sub_status)
         if not said.same_as(current):
             disagreement = Disagreement(newest_webhook.event_created_at, said.words, current.words)
+    newest_start = max(session_starts, key=lambda start: start.pk, default=None)
+    session_restart = None
+    if newest_start is not None:
+        session_restart = presentation.session_restart_note(
+            by=_started_by(newest_start, viewer_id).removeprefix("by "),
+            at=newest_start.occurred_at,
+            now=current_at or timezone.now(),
+        )
     return KycHistory(
         entries=fold(observations),
         newest_webhook_id=max((event.pk for event in events), default=0),
         disagreement=disagreement,
+        session_restart=session_restart,
     )
 
 
 def _seen_by(lookup: AuditEvent, viewer_id: int) -> str:
     return "seen by you" if lookup.user_id == viewer_id else f"seen by {lookup.user.get_username()}"
+
+
+def _started_by(start: AuditEvent, viewer_id: int) -> str:
+    return "by you" if start.user_id == viewer_id else f"by {start.user.get_username()}"
 
 
 def fold(observations: Iterable[Observation]) -> tuple[HistoryEntry, ...]:
@@ -205,7 +244,7 @@ def fold(observations: Iterable[Observation]) -> tuple[HistoryEntry, ...]:
     entries: list[HistoryEntry] = []
     run: KycState | None = None
     for seen in sorted(observations, key=lambda seen: (seen.at, not seen.from_align, seen.order)):
-        if run is not None and seen.state.same_as(run):
+        if run is not None and seen.state.same_as(run) and not seen.restart:
             if not run.sub_status and seen.state.sub_status:
                 run = seen.state
             continue

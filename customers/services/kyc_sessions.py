@@ -3,19 +3,24 @@
 A new session replaces the customer's link, so a second click, a second tab or a colleague a
 moment later must not start another: a guard in the shared cache lets one start through per
 customer per GUARD_SECONDS, and the others are told who started it. A start that failed
-releases the guard, so staff can try again at once.
+releases the guard, so staff can try again at once. Past the minute, a start from a card fetched
+before a colleague's start is refused the same way: the card was out of date.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils import timezone
 
 from customers.align.client import KycSession
 from customers.align.records import Customer, Kyc
 from customers.services import audit, audited_calls
+
+logger = logging.getLogger(__name__)
 
 # Long enough to absorb a double click, a second tab and a colleague on the same call.
 GUARD_SECONDS = 60
@@ -27,7 +32,8 @@ def guard_key(customer_id: uuid.UUID) -> str:
 
 @dataclass(frozen=True)
 class StartedLately:
-    """A session was started for the customer within GUARD_SECONDS, so Align was not asked again.
+    """A session was started for the customer within GUARD_SECONDS, or since the card was fetched,
+    so Align was not asked again.
 
     `username` and `at` say who started it and when; both None when the guard expired in between.
     """
@@ -46,9 +52,17 @@ class StartedLately:
 
 
 def start(
-    actor: audit.Actor, customer_id: uuid.UUID, *, now: datetime
+    actor: audit.Actor, customer_id: uuid.UUID, *, now: datetime, card_fetched_at: datetime | None = None
 ) -> audited_calls.Audited[KycSession] | StartedLately:
-    """Start a session unless one was started lately; the guard is kept only when it started."""
+    """Start a session unless one was started lately; the guard is kept only when it started.
+
+    `card_fetched_at` is when the card the lead pressed Start on was fetched: a session started
+    since then (by a colleague, past the minute's guard) means that card is out of date, and
+    starting another would throw away the link the colleague may already have sent.
+    """
+    started_since = _started_since(customer_id, card_fetched_at)
+    if started_since is not None:
+        return started_since
     key = guard_key(customer_id)
     # cache.add is atomic in every backend: of two concurrent starts, exactly one gets the key.
     if not cache.add(key, {"user": actor.user.get_username(), "at": now.isoformat()}, GUARD_SECONDS):
@@ -60,6 +74,20 @@ def start(
     if started.failure is not None:
         cache.delete(key)
     return started
+
+
+def _started_since(customer_id: uuid.UUID, card_fetched_at: datetime | None) -> StartedLately | None:
+    if card_fetched_at is None:
+        return None
+    try:
+        newest = audit.kyc_session_starts(customer_id=customer_id, limit=1)
+    except DatabaseError:
+        # The start's own audit row then can't be written either, and says so.
+        logger.exception("The KYC sessions of customer %s could not be read", customer_id)
+        return None
+    if not newest or newest[0].occurred_at <= card_fetched_at:
+        return None
+    return StartedLately(username=newest[0].user.get_username(), at=newest[0].occurred_at)
 
 
 def with_session(customer: Customer, session: KycSession) -> Customer:

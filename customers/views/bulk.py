@@ -17,7 +17,6 @@ import uuid
 
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap
 
@@ -29,6 +28,7 @@ from customers.services.bulk import rows as bulk_rows
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
 from customers.services.decisions import AUDIT_UNAVAILABLE
+from customers.services.spreadsheets import BYTE_ORDER_MARK, csv_file_name
 from customers.views.lookup import HtmxHttpRequest, customer_pages
 
 BULK_TEMPLATE = "customers/bulk.html"
@@ -138,15 +138,15 @@ def bulk_export(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     rows = [row for row in bulk_state.rows_after(state) if not status or bulk_rows.matches(row, status)]
     with_email = state.with_email and request.user.has_perm(EMAIL_EXPORT_PERMISSION)
     try:
-        audit.record_bulk_export(
+        export = audit.record_bulk_export(
             request, batch_id=batch_id, rows=len(rows), with_email=with_email, status_filter=status
         )
     except audit.AuditUnavailable:
         return _batch_page(request, state, notice=EXPORT_NOT_RECORDED, status=503)
     text = io.StringIO()
     csv.writer(text).writerows(csv_export.csv_records(rows, with_email=with_email))
-    filename = f"kyc-bulk-{timezone.localdate(state.started_at):%Y-%m-%d}-{state.batch_id[:8]}.csv"
-    response = HttpResponse(text.getvalue(), content_type="text/csv; charset=utf-8")
+    filename = csv_file_name("bulk", state.batch_id[:8], status, made_at=export.exported_at)
+    response = HttpResponse(BYTE_ORDER_MARK + text.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response

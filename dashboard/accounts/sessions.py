@@ -1,4 +1,4 @@
-"""Session lifetime, and the log lines of signing in and out.
+"""Session lifetime, and the log lines and records of signing in and out.
 
 The idle timeout is Django's own (SESSION_COOKIE_AGE, moved on each time the session is saved).
 Saving it on every request (SESSION_SAVE_EVERY_REQUEST) would cost a write per page and per
@@ -15,10 +15,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
 
 from dashboard.accounts.gate import login_redirect
 from dashboard.accounts.login_attempts import typed_username
+from dashboard.accounts.models import SignInEvent
+from dashboard.ops import metrics
 from dashboard.ops.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -76,28 +80,67 @@ class SessionLifetimeMiddleware:
 def log_signed_in(sender, request: HttpRequest, user, **kwargs) -> None:
     start_session_clock(request)
     logger.info("Signed in", extra={"user_id": str(user.pk)})
+    record_sign_in_event(SignInEvent.Kind.SIGNED_IN, user, request)
 
 
 def log_signed_out(sender, request: HttpRequest, user, **kwargs) -> None:
     logger.info("Signed out", extra={"user_id": str(user.pk) if user else "-"})
+    if user is not None:
+        record_sign_in_event(SignInEvent.Kind.SIGNED_OUT, user, request)
 
 
 def log_sign_in_failed(sender, credentials, request: HttpRequest | None = None, **kwargs) -> None:
-    """No username on this line: a mistyped password in the username field would land in the log."""
+    """No username on this line: a mistyped password in the username field would land in the log.
+
+    Recorded against the account the username names, if one does; what was typed is never kept.
+    """
     logger.warning("Sign-in failed", extra={"client_ip": client_ip(request) if request else "-"})
+    user = account_named(credentials.get(get_user_model().USERNAME_FIELD))
+    if user is not None:
+        record_sign_in_event(SignInEvent.Kind.SIGN_IN_FAILED, user, request)
 
 
 def log_locked_out(sender, request: HttpRequest, username: str | None, ip_address: str, **kwargs) -> None:
     """`username` is the throttle's digest (accounts.login_attempts): the user is found by what was typed."""
-    user_model = get_user_model()
-    typed = typed_username(request)
-    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: typed}).first() if typed else None
+    user = account_named(typed_username(request))
     logger.warning(
         "Sign-in locked out after %s failures for %s minutes",
         settings.AXES_FAILURE_LIMIT,
         int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         extra={"user_id": str(user.pk) if user else "unknown", "client_ip": ip_address},
     )
+
+
+def account_named(username: object) -> AbstractBaseUser | None:
+    """The account a typed username names, if any; None when none does or it cannot be read now."""
+    if not isinstance(username, str) or not username:
+        return None
+    user_model = get_user_model()
+    try:
+        return user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    except DatabaseError:
+        logger.exception("The account behind a sign-in could not be read")
+        return None
+
+
+def record_sign_in_event(kind: str, user: AbstractBaseUser, request: HttpRequest | None) -> None:
+    """Put a sign-in, failed sign-in or sign-out on record for auditors (SignInEvent); never raises.
+
+    A sign-in must not fail because its record could not be written: the failure is counted and
+    logged instead, and the log line above it still says what happened. In a savepoint, so a
+    failed write leaves a surrounding transaction usable.
+    """
+    try:
+        with transaction.atomic():
+            SignInEvent.objects.create(
+                user=user,
+                kind=kind,
+                client_ip=(client_ip(request) or None) if request else None,
+                request_id=getattr(request, "request_id", ""),
+            )
+    except DatabaseError:
+        metrics.AUDIT_WRITE_FAILURES.labels(action=kind).inc()
+        logger.exception("A %s event could not be recorded", kind, extra={"user_id": str(user.pk)})
 
 
 class LogoutView(auth_views.LogoutView):

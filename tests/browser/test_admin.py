@@ -11,7 +11,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import Page
 
-from customers.models import AuditEvent
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from dashboard.accounts.models import SignInEvent
 from tests.support.browser import ARTIFACTS
 
 AUDITOR_USERNAME = "a.auditor"
@@ -159,3 +160,76 @@ def test_audit_pages_run_under_the_policy_without_a_violation(
         page.locator("fieldset .audit-id").evaluate("code => getComputedStyle(code).whiteSpace") == "nowrap"
     )
     assert csp_violations == []
+
+
+# --- Everything one user did (customers/admin/activity.py) ------------------------------------------
+
+
+@pytest.fixture
+def activity_of_smith(audit_log) -> str:
+    """j.smith's trail beside the lookups above: a bulk lookup, its download, an export, sign-ins."""
+    smith = audit_log[0].user
+    SignInEvent.objects.create(user=smith, kind="signed_in", client_ip=LONGEST_IP, request_id="0a1b2c3d4e5f")
+    batch = BulkLookup.objects.create(
+        user=smith, ids_submitted=315, ids_valid=312, duplicates=2, rejected=1, not_fetched=4
+    )
+    BulkLookupExport.objects.create(
+        user=smith, batch=batch, rows=42, with_email=True, status_filter="needs_resubmission"
+    )
+    AuditEvent.objects.create(
+        user=smith, action="email_search", outcome="found", match_count=3, email_hash="ab" * 32
+    )
+    AuditEvent.objects.create(
+        user=smith,
+        action="lookup",
+        customer_id=uuid.uuid4(),
+        outcome="found",
+        kyc_status="pending",
+        kyc_sub_status="kyc_form_resubmission_required",
+        client_ip=LONGEST_IP,
+        request_id="0123456789ab",
+    )
+    AuditEvent.objects.create(
+        user=smith,
+        action="kyc_session",
+        customer_id=uuid.uuid4(),
+        outcome="session_started",
+        kyc_status="pending",
+        client_ip="198.51.100.23",
+    )
+    AuditExport.objects.create(user=smith, rows=120, all_matching=False)
+    SignInEvent.objects.create(user=smith, kind="sign_in_failed", client_ip="203.0.113.254")
+    SignInEvent.objects.create(user=smith, kind="signed_out", client_ip=LONGEST_IP)
+    return f"{CHANGELIST}activity/{smith.pk}/"
+
+
+def test_activity_page_fits_a_1280_px_screen_with_every_column(
+    browser_page, dashboard_url, auditor, activity_of_smith, csp_violations
+):
+    page = browser_page
+    page.set_viewport_size(DESKTOP)
+    open_as_auditor(page, dashboard_url, activity_of_smith)
+    page.screenshot(path=ARTIFACTS / "admin-activity-1280.png", full_page=True)
+
+    assert page.locator("h1").inner_text() == "Everything j.smith did"
+    assert page_overflow(page) <= 0
+    table_overflow = page.evaluate(
+        "document.querySelector('#activity').scrollWidth"
+        " - document.querySelector('.activity-table').clientWidth"
+    )
+    assert table_overflow <= 0
+    rows = page.locator("#activity tbody tr").count()
+    assert line_counts(page, "#activity .audit-time") == [1] * rows
+    assert line_counts(page, "#activity .audit-id") == [1] * page.locator("#activity .audit-id").count()
+    assert csp_violations == []
+
+
+def test_activity_page_on_a_phone_scrolls_the_table_not_the_page(
+    browser_page, dashboard_url, auditor, activity_of_smith
+):
+    page = browser_page
+    page.set_viewport_size(PHONE)
+    open_as_auditor(page, dashboard_url, activity_of_smith)
+    page.screenshot(path=ARTIFACTS / "admin-activity-390.png", full_page=True)
+
+    assert page_overflow(page) <= 0

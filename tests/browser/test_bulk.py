@@ -60,7 +60,8 @@ def wait_until_done(page: Page, total: int) -> None:
 
 
 def read_csv(path) -> list[list[str]]:
-    with open(path, encoding="utf-8", newline="") as file:
+    """The rows of a downloaded CSV; `utf-8-sig` reads past its byte-order mark, as Excel does."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
         return list(csv.reader(file))
 
 
@@ -172,7 +173,7 @@ def test_download_the_csv_of_the_table_and_of_one_status(bulk_page, dashboard_ur
     wait_until_done(page, len(MIXED))
     with page.expect_download() as whole:
         page.get_by_role("link", name="Download CSV").click()
-    assert re.fullmatch(r"kyc-bulk-\d{4}-\d{2}-\d{2}-[0-9a-f]{8}\.csv", whole.value.suggested_filename)
+    assert re.fullmatch(r"kyc-bulk-\d{4}-\d{2}-\d{2}-\d{4}-[0-9a-f]{8}\.csv", whole.value.suggested_filename)
     records = read_csv(whole.value.path())
     assert records[0][:3] == ["Customer ID", "Type", "Name or company"]
     assert [record[0] for record in records[1:]] == MIXED
@@ -180,6 +181,7 @@ def test_download_the_csv_of_the_table_and_of_one_status(bulk_page, dashboard_ur
     page.get_by_role("button", name=re.compile(r"^Rejected 1$")).click()
     with page.expect_download() as one_status:
         page.get_by_role("link", name="Download CSV (Rejected)").click()
+    assert one_status.value.suggested_filename.endswith("-rejected.csv")
     rejected = read_csv(one_status.value.path())
     assert [record[0] for record in rejected[1:]] == [REJECTED]
 

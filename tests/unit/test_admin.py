@@ -1,5 +1,6 @@
 """The audit log in Django's admin: searchable, filterable, exportable, and never editable."""
 
+import codecs
 import csv
 import html
 import io
@@ -18,8 +19,9 @@ from django.utils.html import strip_tags
 from customers.admin import base as admin_base
 from customers.admin.audit import CSV_COLUMNS, AuditEventAdmin
 from customers.align.standin.demo import DemoId
-from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport, KycWebhookEvent
 from customers.services import audit
+from customers.services.decisions import short_customer_id
 
 pytestmark = pytest.mark.django_db
 
@@ -61,12 +63,14 @@ def list_rows(response) -> list[dict[str, str]]:
     ]
 
 
-def event_page_rows(response) -> list[tuple[str, str]]:
-    """The event page's read-only rows, in order, as (label, what the value reads)."""
+def event_page_rows(response, *, line_break: str = "") -> list[tuple[str, str]]:
+    """The event page's read-only rows, in order, as (label, what the value reads).
+
+    `line_break` stands for each <br> in a value, so lines can be told apart.
+    """
     assert response.status_code == 200
-    rows = re.findall(
-        r"<label>([^<]*):</label>\s*<div class=\"readonly\">(.*?)</div>", response.content.decode(), re.S
-    )
+    content = response.content.decode().replace("<br>", line_break)
+    rows = re.findall(r"<label>([^<]*):</label>\s*<div class=\"readonly\">(.*?)</div>", content, re.S)
     return [(label, text_of(value)) for label, value in rows]
 
 
@@ -78,10 +82,16 @@ def at_moment(event: AuditEvent) -> AuditEvent:
 
 
 def csv_rows(response) -> list[list[str]]:
+    """The rows of an exported file, after the byte-order mark every export starts with."""
     assert response["Content-Type"].startswith("text/csv")
-    assert response["Content-Disposition"].startswith('attachment; filename="kyc-desk-audit-')
-    text = b"".join(response.streaming_content).decode()
-    return list(csv.reader(io.StringIO(text)))
+    assert response["Content-Disposition"].startswith('attachment; filename="kyc-audit-log-')
+    content = b"".join(response.streaming_content)
+    assert content.startswith(codecs.BOM_UTF8)
+    return list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+def file_name(response) -> str:
+    return re.fullmatch(r'attachment; filename="([^"]+)"', response["Content-Disposition"])[1]
 
 
 def export(client: Client, *events: AuditEvent):
@@ -218,6 +228,7 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("customer_id", "Customer ID", str(ADA)),
         ("outcome", "Outcome", "Found"),
         ("kyc_status", "KYC status seen", "Approved"),
+        ("kyc_sub_status", "KYC sub-status seen", "-"),
         ("is_refresh", "Refresh", "Yes"),
         ("automatic", "Automatic refresh", "No"),
         ("client_ip", "Client IP", "198.51.100.23"),
@@ -298,6 +309,71 @@ def test_list_shows_kyc_statuses_in_the_products_words(admin_client, jane, outco
     )
     (row,) = list_rows(admin_client.get(CHANGELIST))
     assert text_of(row["kyc_status_seen"]) == words
+
+
+@pytest.mark.parametrize(
+    ("kyc_status", "words"),
+    [
+        pytest.param("pending", "Pending", id="pending"),
+        pytest.param(AuditEvent.KYC_STATUS_NOT_SENT, "Unknown", id="status-not-sent"),
+        pytest.param("frozen", "frozen unrecognised", id="a-status-align-added-later"),
+    ],
+)
+def test_a_kyc_session_start_shows_the_status_align_gave_it(admin_client, jane, kyc_status, words):
+    """Issue #19, item 5: these rows showed a dash although the database held the status."""
+    started = AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.SESSION_STARTED,
+        kyc_status=kyc_status,
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["kyc_status_seen"]) == words
+    assert dict(event_page_rows(admin_client.get(change_url(started))))["KYC status seen"] == words
+
+
+@pytest.mark.parametrize(
+    ("outcome", "kyc_status", "kyc_sub_status", "words"),
+    [
+        pytest.param(
+            "found", "pending", "kyc_form_resubmission_required", "Resubmission required", id="known"
+        ),
+        pytest.param(
+            "found", "pending", "kyc_form_paused", "kyc_form_paused unrecognised", id="one-align-added-later"
+        ),
+        pytest.param("found", "pending", "", "-", id="from-before-it-was-kept"),
+        pytest.param("timeout", "", "kyc_form_submission_started", "-", id="no-customer-shown"),
+    ],
+)
+def test_the_event_page_and_csv_give_the_sub_status_seen_in_the_cards_words(
+    admin_client, jane, outcome, kyc_status, kyc_sub_status, words
+):
+    event = AuditEvent.objects.create(
+        user=jane,
+        action="lookup",
+        customer_id=ADA,
+        outcome=outcome,
+        kyc_status=kyc_status,
+        kyc_sub_status=kyc_sub_status,
+    )
+    assert dict(event_page_rows(admin_client.get(change_url(event))))["KYC sub-status seen"] == words
+    header, row = csv_rows(export(admin_client, event))
+    exported = dict(zip(header, row, strict=True))
+    assert exported["kyc_sub_status"] == kyc_sub_status
+    expected = "" if words == "-" else words.replace(" unrecognised", " (unrecognised)")
+    assert exported["kyc_sub_status_words"] == expected
+
+
+def test_a_kyc_session_start_that_failed_shows_no_status(admin_client, jane):
+    AuditEvent.objects.create(
+        user=jane,
+        action=AuditEvent.Action.KYC_SESSION_STARTED,
+        customer_id=ADA,
+        outcome=AuditEvent.Outcome.REFUSED,
+    )
+    (row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(row["kyc_status_seen"]) == "-"
 
 
 def test_list_escapes_a_status_align_added_later(admin_client, jane):
@@ -431,9 +507,80 @@ def test_export_gives_a_header_and_the_selected_rows(admin_client, events, jane)
         "match_count": "",
         "matched_customer_ids": "",
         "email_hash": "",
+        "kyc_sub_status": "",
+        "action_words": "Lookup",
+        "outcome_words": "Found",
+        "kyc_status_words": "Approved",
+        "kyc_sub_status_words": "",
     }
     grace = dict(zip(header, rows[1], strict=True))
     assert (grace["customer_id"], grace["outcome"], grace["client_ip"]) == (str(GRACE), "not_found", "")
+    assert (grace["outcome_words"], grace["kyc_status_words"]) == ("Not found", "")
+
+
+def test_export_keeps_the_columns_auditors_scripts_read_in_their_order_and_adds_words_after_them():
+    assert CSV_COLUMNS[:15] == [
+        "occurred_at",
+        "user_id",
+        "username",
+        "action",
+        "customer_id",
+        "outcome",
+        "kyc_status",
+        "is_refresh",
+        "automatic",
+        "client_ip",
+        "request_id",
+        "batch_id",
+        "match_count",
+        "matched_customer_ids",
+        "email_hash",
+    ]
+    assert CSV_COLUMNS[15:] == [
+        "kyc_sub_status",
+        "action_words",
+        "outcome_words",
+        "kyc_status_words",
+        "kyc_sub_status_words",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome", "kyc_status", "words"),
+    [
+        pytest.param("lookup", "found", "", ("Lookup", "Found", "Not started"), id="no-kyc-record"),
+        pytest.param(
+            "lookup", "found", AuditEvent.KYC_STATUS_NOT_SENT, ("Lookup", "Found", "Unknown"), id="not-sent"
+        ),
+        pytest.param(
+            "lookup", "found", "frozen", ("Lookup", "Found", "frozen (unrecognised)"), id="status-added-later"
+        ),
+        pytest.param("lookup", "timeout", "", ("Lookup", "Timed out", ""), id="timed-out"),
+        pytest.param("link_copied", "copied", "", ("KYC link copied", "Link copied", ""), id="link-copied"),
+        pytest.param(
+            "kyc_session",
+            "session_started",
+            "pending",
+            ("KYC session started", "New KYC session started", "Pending"),
+            id="kyc-session",
+        ),
+    ],
+)
+def test_export_gives_each_code_in_the_words_the_list_shows(
+    admin_client, jane, action, outcome, kyc_status, words
+):
+    event = AuditEvent.objects.create(
+        user=jane, action=action, customer_id=ADA, outcome=outcome, kyc_status=kyc_status
+    )
+    header, row = csv_rows(export(admin_client, event))
+    exported = dict(zip(header, row, strict=True))
+    assert (exported["action_words"], exported["outcome_words"], exported["kyc_status_words"]) == words
+    (listed_row,) = list_rows(admin_client.get(CHANGELIST))
+    assert text_of(listed_row["action"]) == words[0]
+    assert text_of(listed_row["outcome"]) == words[1]
+    assert text_of(listed_row["kyc_status_seen"]) == (
+        words[2].replace(" (unrecognised)", " unrecognised") or "-"
+    )
 
 
 def test_export_gives_a_search_by_e_mail_its_matches_and_hash_and_no_customer(admin_client, jane):
@@ -477,6 +624,7 @@ def test_export_escapes_cells_a_spreadsheet_would_run_as_formulas(admin_client, 
     exported = dict(zip(header, row, strict=True))
     assert exported["username"] == "'" + username
     assert exported["kyc_status"] == f'\'{start}HYPERLINK("https://evil.example")'
+    assert exported["kyc_status_words"] == f'\'{start}HYPERLINK("https://evil.example") (unrecognised)'
 
 
 def test_export_leaves_harmless_cells_alone(admin_client, event):
@@ -484,6 +632,62 @@ def test_export_leaves_harmless_cells_alone(admin_client, event):
     exported = dict(zip(header, row, strict=True))
     assert exported["username"] == "jane"
     assert exported["kyc_status"] == "approved"
+
+
+def test_export_starts_with_a_byte_order_mark_so_excel_reads_accents_as_utf_8(
+    admin_client, django_user_model
+):
+    """Issue #19, item 10: without the mark Excel reads the file in a legacy code page."""
+    zoe = django_user_model.objects.create_user(username="zoë.müller", password="irrelevant-password")
+    event = AuditEvent.objects.create(user=zoe, action="lookup", customer_id=ADA, outcome="found")
+    response = export(admin_client, event)
+    content = b"".join(response.streaming_content)
+    assert content.startswith(codecs.BOM_UTF8 + b"occurred_at,")
+    assert content.count(codecs.BOM_UTF8) == 1
+    assert "zoë.müller".encode() in content
+
+
+def test_export_file_name_says_when_it_was_made_in_the_dashboards_time_zone(admin_client, events, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # +05:30, so neither the hour nor the minute match UTC's
+    response = export_all_matching(admin_client)
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    assert file_name(response) == f"kyc-audit-log-{made:%Y-%m-%d-%H%M}.csv"
+    assert made.utcoffset().total_seconds() == 5.5 * 3600
+
+
+def test_export_file_name_names_its_filters_search_and_ticked_rows(admin_client, events, jane):
+    query = f"?outcome__exact=found&user__id__exact={jane.pk}&q={ADA}&o=-1&p=1"
+    response = admin_client.post(
+        f"{CHANGELIST}{query}",
+        {"action": "export_csv", "_selected_action": [events["ada"].pk], "index": 0},
+    )
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    short = f"{str(ADA)[:8]}-{str(ADA)[-4:]}"
+    assert file_name(response) == (
+        f"kyc-audit-log-{made:%Y-%m-%d-%H%M}-outcome-found-user-jane-search-{short}-selected-rows.csv"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        pytest.param("?action__exact=link_copied", "action-link-copied", id="action"),
+        pytest.param("?is_refresh__exact=1", "is-refresh-yes", id="refresh"),
+        pytest.param("?month=2026-11", "month-2026-11", id="month"),
+        pytest.param(
+            "?occurred_at__gte=2026-11-25+00%3A00%3A00%2B00%3A00&occurred_at__lt=2026-11-26+00%3A00%3A00%2B00%3A00",
+            "from-2026-11-25-before-2026-11-26",
+            id="a-day",
+        ),
+        pytest.param("?q=" + "ab" * 32, "search-email-abababab", id="an-e-mail-hash"),
+        pytest.param("?q=3f2a", "search-3f2a", id="the-start-of-an-id"),
+        pytest.param("?user__id__exact=999999", "user-999999", id="a-user-who-is-not-there"),
+    ],
+)
+def test_export_of_everything_a_filter_matched_names_the_filter(admin_client, events, query, named):
+    response = export_all_matching(admin_client, query)
+    made = timezone.localtime(AuditExport.objects.get().exported_at)
+    assert file_name(response) == f"kyc-audit-log-{made:%Y-%m-%d-%H%M}-{named}.csv"
 
 
 # --- Who may read and export ----------------------------------------------------------------
@@ -860,8 +1064,6 @@ WEBHOOK_LIST = "/admin/customers/kycwebhookevent/"
 
 @pytest.fixture
 def webhook_event():
-    from customers.models import KycWebhookEvent
-
     return KycWebhookEvent.objects.create(
         delivery_key="c" * 64,
         customer_id=GRACE,
@@ -873,8 +1075,6 @@ def webhook_event():
 
 
 def test_webhook_events_are_listed_in_the_cards_words_and_found_by_customer_id(admin_client, webhook_event):
-    from customers.services.decisions import short_customer_id
-
     page = admin_client.get(WEBHOOK_LIST).content.decode()
     assert "Pending" in page
     assert short_customer_id(GRACE) in page
@@ -885,7 +1085,86 @@ def test_webhook_events_are_listed_in_the_cards_words_and_found_by_customer_id(a
 
 def test_a_webhook_event_can_be_read_but_not_added_changed_or_deleted(admin_client, webhook_event):
     page = admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/change/").content.decode()
-    assert "usd · swift" in page
+    assert "USD · swift" in page
     assert 'name="_save"' not in page
     assert admin_client.get(f"{WEBHOOK_LIST}add/").status_code == 403
     assert admin_client.get(f"{WEBHOOK_LIST}{webhook_event.pk}/delete/").status_code == 403
+
+
+def webhook_page_rows(event: KycWebhookEvent, client: Client) -> dict[str, str]:
+    """The event page's rows by label; the breakdown's lines joined by " | "."""
+    return dict(event_page_rows(client.get(f"{WEBHOOK_LIST}{event.pk}/change/"), line_break=" | "))
+
+
+def test_a_webhook_events_codes_read_in_the_cards_words(admin_client, webhook_event):
+    """Issue #19, item 5: the page showed kyc_form_resubmission_required and lower-case codes."""
+    rows = webhook_page_rows(webhook_event, admin_client)
+    assert rows["KYC status"] == "Pending"
+    assert rows["Sub-status"] == "Resubmission required"
+    assert rows["Status breakdown"] == "USD · ACH: Pending | USD · swift unrecognised: Approved"
+    (row,) = list_rows(admin_client.get(WEBHOOK_LIST))
+    assert (text_of(row["status"]), text_of(row["sub_status"])) == ("Pending", "Resubmission required")
+
+
+def test_a_webhook_events_codes_the_dashboard_does_not_know_are_shown_as_sent_and_marked(admin_client):
+    event = KycWebhookEvent.objects.create(
+        delivery_key="d" * 64,
+        customer_id=GRACE,
+        event_created_at=timezone.now(),
+        kyc_status="frozen",
+        kyc_sub_status="kyc_<b>paused</b>",
+        breakdown=[["gbp", "faster_payments", "suspended"]],
+    )
+    page = admin_client.get(f"{WEBHOOK_LIST}{event.pk}/change/").content.decode()
+    assert "kyc_&lt;b&gt;paused&lt;/b&gt;" in page
+    rows = webhook_page_rows(event, admin_client)
+    assert rows["KYC status"] == "frozen unrecognised"
+    assert rows["Sub-status"] == "kyc_<b>paused</b> unrecognised"
+    assert rows["Status breakdown"] == "gbp · faster_payments unrecognised: suspended unrecognised"
+
+
+def test_a_webhook_event_without_kyc_reads_as_not_started(admin_client):
+    event = KycWebhookEvent.objects.create(
+        delivery_key="e" * 64, customer_id=GRACE, event_created_at=timezone.now(), kyc_status=""
+    )
+    rows = webhook_page_rows(event, admin_client)
+    assert (rows["KYC status"], rows["Sub-status"], rows["Status breakdown"]) == ("Not started", "-", "None")
+
+
+def test_the_webhook_status_filter_offers_words_and_filters_by_the_code(admin_client, webhook_event):
+    for status, key in (("approved", "f"), ("", "0"), ("frozen", "1")):
+        KycWebhookEvent.objects.create(
+            delivery_key=key * 64, customer_id=ADA, event_created_at=timezone.now(), kyc_status=status
+        )
+    page = admin_client.get(WEBHOOK_LIST).content.decode()
+    offered = re.findall(r'<a href="\?kyc_status=(\w+)"[^>]*>([^<]+)</a>', page)
+    assert offered == [
+        ("pending", "Pending"),
+        ("approved", "Approved"),
+        ("rejected", "Rejected"),
+        ("none", "Not started"),
+        ("not_sent", "Unknown"),
+        ("other", "Other (unrecognised)"),
+    ]
+
+    def statuses(value: str) -> list[str]:
+        listed = admin_client.get(WEBHOOK_LIST, {"kyc_status": value}).context["cl"].result_list
+        return [event.kyc_status for event in listed]
+
+    assert statuses("pending") == ["pending"]
+    assert statuses("none") == [""]
+    assert statuses("other") == ["frozen"]
+    assert statuses("junk") == []
+
+
+def test_the_webhook_pages_show_statuses_as_the_cards_badges(admin_client, webhook_event):
+    for path in (WEBHOOK_LIST, f"{WEBHOOK_LIST}{webhook_event.pk}/change/"):
+        assert 'href="/static/css/audit-admin.css"' in admin_client.get(path).content.decode()
+
+
+def test_event_page_names_the_sub_status_a_lookup_saw_in_the_cards_words(admin_client, event):
+    AuditEvent.objects.filter(pk=event.pk).update(
+        kyc_status="pending", kyc_sub_status="kyc_form_resubmission_required"
+    )
+    rows = dict(event_page_rows(admin_client.get(change_url(event))))
+    assert rows["KYC sub-status seen"] == "Resubmission required"

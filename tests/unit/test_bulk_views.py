@@ -4,6 +4,7 @@ Batches run for real, against the stand-in over HTTP, from threads with their ow
 connections: `transaction=True` throughout.
 """
 
+import codecs
 import contextlib
 import csv
 import io
@@ -97,7 +98,14 @@ def row_count(html: str) -> int:
 
 
 def csv_of(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(response.content.decode())))
+    """The rows of a downloaded CSV, after the byte-order mark Excel needs to read it as UTF-8."""
+    assert response.content.startswith(codecs.BOM_UTF8)
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def made_at(export: BulkLookupExport) -> str:
+    """When the download was made, as its file name says it: in the dashboard's time zone."""
+    return f"{timezone.localtime(export.exported_at):%Y-%m-%d-%H%M}"
 
 
 # --- Access ---------------------------------------------------------------------------------
@@ -511,11 +519,8 @@ def test_the_csv_holds_the_whole_batch_with_the_issues_columns(staff_client, sta
     response = staff_client.get(f"{url}export.csv")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    day = timezone.localdate().isoformat()
-    assert (
-        response["Content-Disposition"]
-        == f'attachment; filename="kyc-bulk-{day}-{str(batch_id_of(url))[:8]}.csv"'
-    )
+    name = f"kyc-bulk-{made_at(BulkLookupExport.objects.get())}-{str(batch_id_of(url))[:8]}.csv"
+    assert response["Content-Disposition"] == f'attachment; filename="{name}"'
     assert "no-store" in response["Cache-Control"]
     header, *records = csv_of(response)
     assert header == bulk_export.CSV_COLUMNS
@@ -538,6 +543,24 @@ def test_the_csv_of_one_status_matches_the_tables_filter(staff_client, stub, sta
     response = staff_client.get(f"{url}export.csv?status={status}")
     assert [record[0] for record in csv_of(response)[1:]] == expected
     assert BulkLookupExport.objects.get().status_filter == status
+
+
+def test_the_csv_of_one_status_is_named_after_it(staff_client, stub, settings):
+    """Issue #19, item 10: the whole batch and one status of it no longer download under one name."""
+    settings.TIME_ZONE = "Asia/Kolkata"  # the time in the name is the dashboard's, not UTC
+    url = run(staff_client, [ADA, RESUBMIT])
+    response = staff_client.get(f"{url}export.csv?status=needs_resubmission")
+    export = BulkLookupExport.objects.get()
+    name = f"kyc-bulk-{made_at(export)}-{str(batch_id_of(url))[:8]}-needs-resubmission.csv"
+    assert response["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert timezone.localtime(export.exported_at).utcoffset().total_seconds() == 5.5 * 3600
+
+
+def test_the_csv_starts_with_a_byte_order_mark_so_excel_keeps_accents_and_dots(staff_client, stub):
+    url = run(staff_client, [ADA, UNKNOWN])
+    content = staff_client.get(f"{url}export.csv").content
+    assert content.startswith(codecs.BOM_UTF8 + b"Customer ID,")
+    assert content.count(codecs.BOM_UTF8) == 1
 
 
 def test_an_unknown_status_for_the_csv_is_a_clear_400(staff_client, stub):

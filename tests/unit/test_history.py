@@ -463,3 +463,13 @@ def test_an_old_lookup_row_without_a_sub_status_claims_none(staff_user):
         user=staff_user, action=AuditEvent.Action.LOOKUP, customer_id=GRACE, kyc_status="pending"
     )
     assert KycState.of(old.kyc_status, old.kyc_sub_status) == KycState("pending", "")
+
+
+def test_a_new_kyc_session_is_an_entry_of_its_own_even_in_the_same_state():
+    """The link changed, so the start is said even when the customer was pending already."""
+    restart = Observation(at(10), PENDING, "new KYC session, by lena", False, 2, restart=True)
+    entries = fold([lookup(0, PENDING, pk=1), restart, lookup(20, PENDING, pk=3)])
+    assert words(entries) == [
+        ("Pending", at(10), "new KYC session, by lena"),
+        ("Pending", at(0), "seen by j.smith"),
+    ]

@@ -10,6 +10,7 @@ import threading
 import uuid
 
 import pytest
+import responses
 from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.db import DatabaseError
@@ -364,3 +365,92 @@ def test_compliance_leads_hold_the_lookup_and_the_start_permission():
 def test_the_permission_the_view_checks_exists():
     app_label, codename = START_PERMISSION.split(".")
     assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists()
+
+
+# --- A colleague started one first (issue #19, items 1 and 2) ----------------------------------
+
+
+@pytest.fixture
+def second_lead(django_user_model) -> Client:
+    user = django_user_model.objects.create_user(username="olga", password="irrelevant-password")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["lookup_customer", "start_kyc_session"])
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def card_fetched_at(card_html: str) -> str:
+    return re.search(r'name="card_fetched_at" value="([^"]+)"', card_html).group(1)
+
+
+def test_a_start_refused_within_the_minute_shows_the_customer_as_they_are_now(
+    lead_client, second_lead, align, sessions_url, serve, customer_url
+):
+    serve(REJECTED)
+    stale_card = second_lead.get(f"/customers/{REJECTED}/").content.decode()
+    assert "Rejected" in stale_card
+    answer_start(align, sessions_url, REJECTED)
+    start(lead_client, REJECTED)
+    now_pending = {"status": "pending", "kyc_flow_link": NEW_LINK, "status_breakdown": []}
+    align.replace(responses.GET, customer_url(REJECTED), json=demo(REJECTED, kycs=now_pending))
+
+    response = start(second_lead, REJECTED, data={"card_fetched_at": card_fetched_at(stale_card)})
+
+    html = response.content.decode()
+    assert response["HX-Retarget"] == "#result"
+    assert re.search(r"by lena at \d\d:\d\d\. This card now shows the customer as they are\.", html)
+    assert NEW_LINK in html
+    assert BUTTON not in html  # pending with a working link: nothing to start again
+    assert len([call for call in align.calls if call.request.method == "POST"]) == 1
+    refresh = AuditEvent.objects.filter(action="lookup", user__username="olga").latest("id")
+    assert refresh.is_refresh
+
+
+def test_past_the_minute_a_card_fetched_before_a_colleagues_start_cannot_start_another(
+    lead_client, second_lead, align, sessions_url, serve
+):
+    """The guard is gone after a minute; the stale card must not replace the link lena just sent."""
+    serve(REJECTED)
+    stale_card = second_lead.get(f"/customers/{REJECTED}/").content.decode()
+    answer_start(align, sessions_url, REJECTED)
+    start(lead_client, REJECTED)
+    cache.delete(guard_key(REJECTED))
+
+    response = start(second_lead, REJECTED, data={"card_fetched_at": card_fetched_at(stale_card)})
+
+    assert re.search(r"started for this customer by lena at \d\d:\d\d", response.content.decode())
+    assert len([call for call in align.calls if call.request.method == "POST"]) == 1
+    assert AuditEvent.objects.filter(action="kyc_session").count() == 1
+
+
+def test_a_card_fetched_after_the_last_start_may_start_again_past_the_minute(
+    lead_client, align, sessions_url, serve
+):
+    answer_start(align, sessions_url, REJECTED)
+    answer_start(align, sessions_url, REJECTED)
+    serve(REJECTED)
+    start(lead_client, REJECTED)
+    cache.delete(guard_key(REJECTED))
+    fresh_card = lead_client.get(f"/customers/{REJECTED}/").content.decode()
+
+    start(lead_client, REJECTED, data={"card_fetched_at": card_fetched_at(fresh_card)})
+
+    assert AuditEvent.objects.filter(action="kyc_session", outcome="session_started").count() == 2
+
+
+def test_colleagues_see_that_a_lead_started_a_new_session_and_that_older_links_are_dead(
+    lead_client, staff_client, align, sessions_url, serve
+):
+    answer_start(align, sessions_url, REJECTED)
+    serve(REJECTED)
+    start(lead_client, REJECTED)
+
+    html = staff_client.get(f"/customers/{REJECTED}/").content.decode()
+
+    assert re.search(
+        r"New KYC session started by lena at \d\d:\d\d today; links copied before then no longer work\.", html
+    )
+    history = html.split('id="history-heading"', 1)[1].split("</section>", 1)[0]
+    assert "new KYC session, by lena" in history

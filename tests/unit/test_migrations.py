@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from customers.models import AuditEvent
+from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
 
 STAFF = "Compliance staff"
 AUDITORS = "Compliance auditors"
@@ -198,3 +198,11 @@ def test_0009_can_be_reversed_and_applied_again():
 def test_the_models_need_no_migration_the_repository_lacks():
     """Fields moved to an abstract base (customers.models.UserActionRecord) keep their columns as they are."""
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_a_record_of_what_a_user_did_names_its_kind_its_id_and_the_user(django_user_model):
+    jane = django_user_model(pk=7, username="jane")
+    batch = BulkLookup(pk="3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91", user=jane)
+    assert str(batch) == "Bulk lookup 3f2a9c1e-7b4d-4e2a-9f61-2c8d5e0b7e91 by jane"
+    assert str(BulkLookupExport(pk=12, user=jane, batch=batch)) == "Bulk lookup export 12 by jane"
+    assert str(AuditExport(pk=5, user=jane)) == "Audit log export 5 by jane"

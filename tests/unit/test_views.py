@@ -949,9 +949,10 @@ def test_card_says_when_the_link_was_never_copied(staff_client, serve, colleague
 
 
 def test_a_copy_in_the_last_hour_warns_before_sending_again(staff_client, serve, colleague):
-    record_copy(colleague, minutes_ago=12.5)
-    serve()
-    line = link_copies_line(staff_client.get(ADA_URL).content.decode())
+    """For a customer still pending; an approved one's copy says there is nothing more to send."""
+    record_copy(colleague, minutes_ago=12.5, customer_id=GRACE)
+    serve(GRACE)
+    line = link_copies_line(staff_client.get(f"/customers/{GRACE}/").content.decode())
     warning = "Copied 12 minutes ago — check before sending it again."
     assert f'<p class="link-copies-recent small">{warning}</p>' in line
 
