@@ -8,6 +8,7 @@ message, a repr or a log line.
 """
 
 import email.utils
+import functools
 import heapq
 import itertools
 import json
@@ -237,18 +238,30 @@ class AlignClient:
     def _attempt(self, customer_id: uuid.UUID, deadline: _Deadline) -> Customer:
         return _parse_customer(self._get_body(f"/v0/customers/{customer_id}", deadline), customer_id)
 
-    def search_customers_by_email(self, email: str) -> tuple[Customer, ...]:
+    def search_customers_by_email(self, email: str, fallbacks: tuple[str, ...] = ()) -> tuple[Customer, ...]:
         """The customers Align holds under this exact e-mail; raise an `AlignError` subclass on failure.
 
-        A GET, so it is retried like a lookup, within one deadline. The e-mail travels only as a
-        query parameter to Align: it is never part of a log line or an exception message.
+        When Align has nobody under `email`, each of `fallbacks` (other spellings of the address)
+        is asked in turn until one finds somebody. Each is a GET, retried like a lookup, and all of
+        them share one deadline: a second spelling never makes a search outlast ALIGN_API_TIMEOUT.
+        The e-mail travels only as a query parameter to Align: it is never part of a log line or
+        an exception message.
         """
         if not self.config.api_key:
             raise AlignNotConfigured("ALIGN_API_KEY is not set")
         deadline = _Deadline(self.config.timeout)
+        customers: tuple[Customer, ...] = ()
+        attempts = 0
         try:
-            customers, attempts = self._with_retries(lambda: self._search_attempt(email, deadline), deadline)
+            for address in (email, *fallbacks):
+                customers, made = self._with_retries(
+                    functools.partial(self._search_attempt, address, deadline), deadline
+                )
+                attempts += made
+                if customers:
+                    break
         except AlignError as error:
+            error.attempts += attempts  # the requests of the spellings asked before this one
             self._log_failure("Align e-mail search failed", None, error, deadline)
             raise
         metrics.ALIGN_CALL_SECONDS.labels(result=metrics.align_result(None)).observe(deadline.elapsed())
@@ -669,9 +682,10 @@ def customer_get(*, customer_id: uuid.UUID, wait_on_rate_limit: bool = True) -> 
     return get_client().get_customer(customer_id, wait_on_rate_limit=wait_on_rate_limit)
 
 
-def customers_search_by_email(*, email: str) -> tuple[Customer, ...]:
-    """Selector: the customers with this exact e-mail in the configured Align environment."""
-    return get_client().search_customers_by_email(email)
+def customers_search_by_email(*, email: str, fallbacks: tuple[str, ...] = ()) -> tuple[Customer, ...]:
+    """Selector: the customers with this exact e-mail in the configured Align environment, or, when
+    there are none, with the first of `fallbacks` that has any."""
+    return get_client().search_customers_by_email(email, fallbacks)
 
 
 def kyc_session_start(*, customer_id: uuid.UUID) -> KycSession:

@@ -1,4 +1,5 @@
-"""What the local stand-in of Align serves: its demo customers and failure drills, for debug runs.
+"""What the local stand-in of Align serves: its demo customers, failure drills and e-mails to try,
+for debug runs.
 
 The stand-in (customers/align/standin/) describes them at an address of its own, DEMO_LIST_PATH,
 so the search page of a debug run learns them over HTTP like any other caller, and production
@@ -9,6 +10,7 @@ quietly: a list of demo IDs is a convenience, never a reason for a page to fail 
 
 import functools
 import logging
+import re
 from dataclasses import dataclass
 
 import requests
@@ -21,6 +23,9 @@ logger = logging.getLogger(__name__)
 DEMO_LIST_PATH = "/stand-in/demo-list"
 # The stand-in runs on this machine: it answers in milliseconds or not at all.
 TIMEOUT_SECONDS = 0.5
+# One address, with no spaces, of a length an e-mail can have: the search reads it like any text
+# typed into the field (customers.forms), so this only keeps an odd answer off the page.
+EMAIL_TO_TRY = re.compile(r"[^\s@]{1,64}@[^\s@]{1,253}")
 
 
 @dataclass(frozen=True)
@@ -30,13 +35,22 @@ class DemoEntry:
 
 
 @dataclass(frozen=True)
+class DemoEmail:
+    """An address to search for on the search page: the stand-in's own, never a real person's."""
+
+    email: str
+    description: str
+
+
+@dataclass(frozen=True)
 class DemoList:
     customers: tuple[DemoEntry, ...]
     drills: tuple[DemoEntry, ...]
+    emails: tuple[DemoEmail, ...]
 
 
 def demo_list(base_url: str) -> DemoList | None:
-    """The stand-in's demo customers and drills at `base_url`; None when they cannot be read."""
+    """The stand-in's demo customers, drills and e-mails at `base_url`; None when they cannot be read."""
     try:
         return _read(base_url)
     except (requests.RequestException, ValueError) as error:
@@ -52,7 +66,9 @@ def _read(base_url: str) -> DemoList:
     )
     response.raise_for_status()
     data = response.json()
-    return DemoList(customers=_entries(data, "customers"), drills=_entries(data, "drills"))
+    return DemoList(
+        customers=_entries(data, "customers"), drills=_entries(data, "drills"), emails=_emails(data)
+    )
 
 
 def _entries(data: object, key: str) -> tuple[DemoEntry, ...]:
@@ -70,3 +86,20 @@ def _entries(data: object, key: str) -> tuple[DemoEntry, ...]:
             raise ValueError(f"an entry of {key} has no description")
         entries.append(DemoEntry(customer_id, description))
     return tuple(entries)
+
+
+def _emails(data: dict) -> tuple[DemoEmail, ...]:
+    """The `emails` array as e-mails to try; ValueError unless each is one address and words."""
+    items = data.get("emails")
+    if not isinstance(items, list):
+        raise ValueError("the demo list has no emails array")
+    emails = []
+    for item in items:
+        email = item.get("email") if isinstance(item, dict) else None
+        description = item.get("description") if isinstance(item, dict) else None
+        if not (isinstance(email, str) and EMAIL_TO_TRY.fullmatch(email)):
+            raise ValueError("an entry of emails has no e-mail address")
+        if not isinstance(description, str):
+            raise ValueError("an entry of emails has no description")
+        emails.append(DemoEmail(email, description))
+    return tuple(emails)

@@ -16,9 +16,8 @@ from customers.align import client
 from customers.align.records import Customer
 from customers.forms import EmailQuery
 from customers.models import AuditEvent
-from customers.services import audit
+from customers.services import audit, email_search
 from customers.services.decisions import AUDIT_UNAVAILABLE, LookupFailure, describe_failure
-from customers.services.email_search import email_hash
 
 Answer = TypeVar("Answer")
 
@@ -61,10 +60,16 @@ def look_up(
 
 
 def search_by_email(actor: audit.Actor, query: EmailQuery) -> Audited[tuple[Customer, ...]]:
-    """The customers Align holds under this e-mail, on record by the e-mail's keyed hash only."""
+    """The customers Align holds under this e-mail, on record by the e-mail's keyed hash only.
+
+    As typed, then in lower case when that finds nobody (email_search.other_spellings): one search
+    to staff and to the auditor, so one row, however many spellings Align was asked for.
+    """
     return _audited(
-        lambda: audit.start_email_search(actor, email_hash=email_hash(query)),
-        lambda: client.customers_search_by_email(email=query.address),
+        lambda: audit.start_email_search(actor, email_hash=email_search.email_hash(query)),
+        lambda: client.customers_search_by_email(
+            email=query.address, fallbacks=email_search.other_spellings(query)
+        ),
         lambda event, customers, error: audit.finish_email_search(event, customers=customers, error=error),
     )
 

@@ -6,9 +6,12 @@ to the table, and the progress line out of band. A full page (reload, deep link)
 row so far from the same row partial. Polling rather than server-sent events: a poll holds a
 worker thread for milliseconds, not for the length of the batch, and any instance behind the
 load balancer can answer it, because the batch lives in the shared cache (customers.services.bulk).
+While that cache can't be reached, starting a batch and a batch's page, poll and CSV answer 503
+with words that say so, never a 500.
 """
 
 import csv
+import functools
 import io
 import uuid
 
@@ -32,6 +35,10 @@ BULK_TEMPLATE = "customers/bulk.html"
 EMAIL_EXPORT_PERMISSION = "customers.export_customer_email"
 TOO_MANY_RUNNING = "Too many bulk lookups are running; try again in a minute."
 LIST_CHANGED = "The list changed after it was checked. Check what was read, then start it."
+BULK_UNAVAILABLE = (
+    "Lookups in bulk are unavailable right now: the cache that keeps their results can't be reached. "
+    "Nothing was looked up. Single lookups on the search page still work. Try again in a minute."
+)
 EXPORT_NOT_RECORDED = (
     "Nothing was downloaded: the download could not be put on record in the audit log. "
     "Try again in a minute; if it keeps happening, tell an administrator."
@@ -71,6 +78,10 @@ def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
         response = _paste_page(request, pasted=pasted, found=found, notice=TOO_MANY_RUNNING, status=503)
         response["Retry-After"] = "60"
         return response
+    except bulk_state.ResultsUnavailable:
+        response = _paste_page(request, pasted=pasted, found=found, notice=BULK_UNAVAILABLE, status=503)
+        response["Retry-After"] = "60"
+        return response
     except audit.AuditUnavailable:
         notice = f"{AUDIT_UNAVAILABLE.title}. {AUDIT_UNAVAILABLE.sentence}"
         return _paste_page(request, pasted=pasted, found=found, notice=notice, status=503)
@@ -79,8 +90,22 @@ def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
+def _results_reachable(view):
+    """A batch's page, poll or CSV while the cache is unreachable: a 503 that says so, never a 500."""
+
+    @functools.wraps(view)
+    def answer(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+        try:
+            return view(request, batch_id)
+        except bulk_state.ResultsUnavailable:
+            return _results_unavailable(request, batch_id)
+
+    return answer
+
+
 @require_GET
 @customer_pages
+@_results_reachable
 def bulk_batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """A batch's page; with htmx and `?after=N`, the rows after the first N and the progress line."""
     state = _owned_batch(request, batch_id)
@@ -97,6 +122,7 @@ def bulk_batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @customer_pages
+@_results_reachable
 def bulk_export(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """The batch's rows as CSV (those of one status with `?status=`), once the download is on record."""
     state = _owned_batch(request, batch_id)
@@ -183,6 +209,24 @@ def _batch_context(state: bulk_state.BatchState, *, after: int) -> dict:
         "categories": bulk_rows.CATEGORY_WORDS,
         "results_kept_minutes": bulk_state.RESULTS_TTL_SECONDS // 60,
     }
+
+
+def _results_unavailable(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """The cache can't be reached: the page says so, and a poll says so and keeps polling from where
+    the page is, so the rows carry on arriving once the cache is back. Whose batch it is comes from
+    its record, as for an expired batch."""
+    if not BulkLookup.objects.filter(pk=batch_id, user=request.user).exists():
+        raise Http404("No such bulk lookup")
+    if request.htmx and "after" in request.GET:
+        try:
+            after = max(int(request.GET["after"]), 0)
+        except ValueError:
+            return reswap(HttpResponseBadRequest(), "none")
+        context = {"batch_id": batch_id, "after": after}
+        return render(request, f"{BULK_TEMPLATE}#batch-poll-unavailable", context, status=503)
+    response = render(request, BULK_TEMPLATE, {"unavailable": True}, status=503)
+    response["Retry-After"] = "60"
+    return response
 
 
 def _expired_page(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:

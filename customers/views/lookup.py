@@ -237,7 +237,7 @@ def render_lookup_page(
 
 
 def _stand_in_demo_list() -> stand_in_demo.DemoList | None:
-    """In a debug run pointed at the local stand-in, its demo customers and drills to click through.
+    """In a debug run pointed at the local stand-in, its demo customers, drills and e-mails to click through.
 
     Asked of the stand-in itself (customers/align/stand_in_demo.py): never in production, and never
     of Align.

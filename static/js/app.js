@@ -134,6 +134,9 @@
     // field and the progress line into sight.
     const input = document.getElementById("customer-id");
     if (input && requested && !event.detail.elt.closest("form")) input.value = requested;
+    // A demo e-mail (the search page's demo list) goes into the field as if it had been typed.
+    const demoEmail = event.detail.elt.closest("[data-demo-email]");
+    if (input && demoEmail) input.value = demoEmail.elements.customer_id.value;
     const form = document.querySelector(".lookup-form");
     if (form && region.getBoundingClientRect().top < 0) form.scrollIntoView({ block: "start" });
     if (inFlight) window.clearInterval(inFlight.timer);

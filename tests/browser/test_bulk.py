@@ -274,3 +274,19 @@ def test_an_edited_list_must_be_checked_again_before_it_starts(bulk_page, dashbo
     page.get_by_role("button", name="Check list").click()
     expect(page.get_by_role("button", name="Look up 3 customers")).to_be_enabled()
     assert bulk_stand_in.calls == calls
+
+
+def test_the_progress_line_names_the_customer_align_is_slow_on_and_counts_its_seconds(
+    bulk_page, dashboard_url, bulk_stand_in, settings
+):
+    page = bulk_page
+    settings.ALIGN_API_TIMEOUT = 10
+    bulk_stand_in.delay = 6
+    start(page, dashboard_url, [ADA])
+    waiting = page.locator("#bulk-progress .bulk-waiting")
+    expect(waiting).to_have_text(re.compile(r"waiting for Align on 3f2a9c1e…7e91 \((3|4) s\)$"), timeout=6000)
+    first = int(re.search(r"\((\d) s\)", waiting.inner_text())[1])
+    # Each poll counts on from when the customer was sent, and the line is gone once it is answered.
+    expect(waiting).to_have_text(re.compile(rf"\({first + 1} s\)$"), timeout=3000)
+    wait_until_done(page, 1)
+    expect(waiting).to_have_count(0)

@@ -9,6 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from customers.align import stand_in_demo
 from customers.align.standin.demo import DemoId
 from tests.browser.test_accessibility import PHONE, axe_violations
 
@@ -109,3 +110,31 @@ def test_a_failure_shows_the_failure_card(logged_in_page, settings):
     settings.ALIGN_API_KEY = "wrong-key"
     search(logged_in_page, SHARED)
     expect(logged_in_page.locator(".failure-card")).to_contain_text("The dashboard's API key was rejected")
+
+
+@pytest.fixture
+def debug_run(settings):
+    """A debug run, whose search page lists the stand-in's demo list; ask for it before the page."""
+    settings.DEBUG = True
+    stand_in_demo._read.cache_clear()
+
+
+def test_an_e_mail_to_try_searches_from_a_click_or_the_keyboard_and_never_enters_an_address(
+    debug_run, logged_in_page, dashboard_url, csp_violations, requested
+):
+    page = logged_in_page
+    demo_list = page.locator("aside[aria-labelledby='demo-heading']")
+    demo_list.get_by_role("button", name=f"Two customers share it {SHARED}").click()
+    expect(page.locator(".match-row")).to_have_count(2)
+    expect(page.get_by_label("Customer ID or e-mail", exact=True)).to_have_value(SHARED)
+    expect(page).to_have_url(f"{dashboard_url}/customers/")
+
+    typed_otherwise = demo_list.get_by_role("button", name="One match, typed in another case")
+    typed_otherwise.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+    expect(page).to_have_url(f"{dashboard_url}/customers/{ADA}/")
+    assert axe_violations(page) == []
+    for email in (SHARED, "Ada.Lovelace@EXAMPLE.com"):
+        assert_never_in_an_address(page, requested, email)
+    assert csp_violations == []

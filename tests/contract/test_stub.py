@@ -16,6 +16,7 @@ from customers.align.records import CustomerType, KycStatus, KycSubStatus, Payme
 from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DEMO_DESCRIPTIONS,
+    DEMO_EMAILS,
     DRILL_DESCRIPTIONS,
     GENERATED_KYC_STATES,
     DemoId,
@@ -140,6 +141,7 @@ def test_the_stand_in_describes_its_demo_customers_and_drills_at_its_own_address
     assert [(entry["customer_id"], entry["description"]) for entry in body["drills"]] == list(
         DRILL_DESCRIPTIONS.items()
     )
+    assert [(entry["email"], entry["description"]) for entry in body["emails"]] == list(DEMO_EMAILS.items())
 
 
 def test_the_dashboard_reads_the_demo_list_where_the_stand_in_serves_it(stub):
@@ -151,6 +153,7 @@ def test_the_dashboard_reads_the_demo_list_where_the_stand_in_serves_it(stub):
     assert [(entry.customer_id, entry.description) for entry in listed.drills] == list(
         DRILL_DESCRIPTIONS.items()
     )
+    assert [(entry.email, entry.description) for entry in listed.emails] == list(DEMO_EMAILS.items())
 
 
 def test_demo_and_drill_ids_are_version_4_uuids():

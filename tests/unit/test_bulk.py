@@ -752,6 +752,88 @@ def test_a_poll_never_skips_a_row_that_is_not_written_yet():
     assert bulk_state.rows_after(state, 1) == []
 
 
+# --- Which customers are at Align (issue #19, item 12) -----------------------------------------
+
+
+def state_with(*in_flight: bulk_state.InFlight) -> bulk_state.BatchState:
+    return bulk_state.BatchState(
+        batch_id=str(uuid.uuid4()),
+        owner_id=1,
+        total=10,
+        pool_size=8,
+        started_at=None,
+        with_email=False,
+        entries=10,
+        duplicates=0,
+        rejected=(),
+        rejected_count=0,
+        in_flight=in_flight,
+    )
+
+
+def sent(position: int, customer_id: str, seconds_ago: float) -> bulk_state.InFlight:
+    return bulk_state.InFlight(position, customer_id, sent_at=time.time() - seconds_ago)
+
+
+def test_a_customer_at_align_past_a_few_seconds_is_named_with_its_seconds():
+    waiting = state_with(sent(0, GRACE, 1), sent(1, ADA, 8.4)).waiting_on_align
+    assert waiting == bulk_state.WaitingOnAlign(ADA, seconds=8, others=0)
+
+
+def test_customers_answered_within_a_few_seconds_are_not_named():
+    assert bulk_state.SLOW_AFTER_SECONDS == 3
+    assert state_with(sent(0, ADA, 2.5), sent(1, GRACE, 0)).waiting_on_align is None
+    assert state_with().waiting_on_align is None
+
+
+def test_of_several_slow_customers_the_longest_waiting_is_named_and_the_rest_counted():
+    waiting = state_with(sent(0, GRACE, 4), sent(1, ADA, 12), sent(2, UNKNOWN, 5), sent(3, PLAIN[0], 1))
+    assert waiting.waiting_on_align == bulk_state.WaitingOnAlign(ADA, seconds=12, others=2)
+
+
+def in_flight_when_asked(settings, actor, ids: list[str]) -> list[list[tuple[int, str, float]]]:
+    """For each request of the batch, the customers its state had at Align as Align was asked."""
+    seen: list[list[tuple[int, str, float]]] = []
+
+    class CheckingHandler(StubHandler):
+        def _answer(self) -> None:
+            customer_id = self.path.rstrip("/").rsplit("/", 1)[-1]
+            batch_id = AuditEvent.objects.filter(customer_id=customer_id).latest("id").batch_id
+            in_flight = bulk_state.read_batch(batch_id).in_flight
+            seen.append(
+                [(entry.position, entry.customer_id, time.time() - entry.sent_at) for entry in in_flight]
+            )
+            connection.close()
+            super()._answer()
+
+    with stand_in(settings, generate=200, handler=CheckingHandler):
+        state = wait_for_batch(start(actor, ids))
+    assert state.in_flight == ()
+    return seen
+
+
+@batch_test
+def test_a_customer_is_at_align_from_when_it_is_sent_until_its_row_is_recorded(actor, settings):
+    settings.ALIGN_BULK_CONCURRENCY = 1
+    seen = in_flight_when_asked(settings, actor, [ADA, GRACE])
+    assert [[(position, customer_id) for position, customer_id, _ in asked] for asked in seen] == [
+        [(0, ADA)],
+        [(1, GRACE)],
+    ]
+    assert all(0 <= seconds < 1 for asked in seen for _, _, seconds in asked)
+
+
+@batch_test
+def test_a_rate_limited_customer_waiting_its_turn_again_is_not_at_align(actor, settings):
+    settings.ALIGN_BULK_CONCURRENCY = 1
+    seen = in_flight_when_asked(settings, actor, [RATE_LIMITED_ONCE, PLAIN[0]])
+    assert [[customer_id for _, customer_id, _ in asked] for asked in seen] == [
+        [RATE_LIMITED_ONCE],
+        [PLAIN[0]],  # asked after the pause, while the rate-limited customer waits at the back
+        [RATE_LIMITED_ONCE],
+    ]
+
+
 @batch_test
 def test_a_process_runs_at_most_a_few_batches_at_once(actor, stub, monkeypatch):
     monkeypatch.setattr(bulk_runner, "_slots", threading.BoundedSemaphore(1))

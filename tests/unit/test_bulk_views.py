@@ -5,14 +5,17 @@ connections: `transaction=True` throughout.
 """
 
 import codecs
+import contextlib
 import csv
 import io
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+import redis
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db import DatabaseError
@@ -28,6 +31,7 @@ from customers.services.bulk import paste as bulk_paste
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
 from tests.support.bulk import wait_for_batch
+from tests.unit.test_health import closed_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -381,6 +385,52 @@ def test_a_running_batch_polls_every_second_from_where_the_page_is(staff_client,
     finished(url)
 
 
+def at_align(url: str, within: float = 5) -> tuple[bulk_state.InFlight, ...]:
+    """The batch's customers at Align, once there is one."""
+    deadline = time.monotonic() + within
+    while not (in_flight := bulk_state.read_batch(batch_id_of(url)).in_flight):
+        assert time.monotonic() < deadline, "no customer was sent to Align"
+        time.sleep(0.01)
+    return in_flight
+
+
+def test_the_poll_names_the_customer_align_is_slow_on_with_its_seconds(staff_client, stub):
+    stub.delay = 1.5
+    url = start(staff_client, [ADA])
+    at_align(url)
+    assert "waiting for Align" not in staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    # As if Align had had the customer for 8 s: the runner writes the progress again only at the answer.
+    key = bulk_state.cache_key(batch_id_of(url), "progress")
+    progress = cache.get(key)
+    cache.set(key, progress | {"in_flight": [progress["in_flight"][0] | {"sent_at": time.time() - 8}]})
+    poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    assert f'waiting for Align on <code title="{ADA}">3f2a9c1e…7e91</code> (8 s)</span>' in poll
+    assert "more" not in poll.split("waiting for Align", 1)[1].split("</p>", 1)[0]
+    page = staff_client.get(url).content.decode()
+    assert "waiting for Align on" in page
+    finished(url)
+    assert "waiting for Align" not in staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+
+
+def test_the_poll_counts_the_other_customers_align_is_slow_on(staff_client, stub, settings):
+    stub.delay = 1.5
+    settings.ALIGN_BULK_CONCURRENCY = 3
+    url = start(staff_client, [ADA, GRACE, RESUBMIT])
+    deadline = time.monotonic() + 5
+    while len(at_align(url)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    key = bulk_state.cache_key(batch_id_of(url), "progress")
+    progress = cache.get(key)
+    long_ago = [entry | {"sent_at": time.time() - 5} for entry in progress["in_flight"]]
+    cache.set(key, progress | {"in_flight": long_ago})
+    poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
+    assert re.search(
+        r"waiting for Align on <code title=\"[0-9a-f-]{36}\">[^<]+</code> \(5 s\) and 2 more</span>", poll
+    )
+    finished(url)
+
+
 def test_the_page_and_the_poll_render_a_row_the_same_way(staff_client, stub):
     url = run(staff_client, [RESUBMIT])
     page = staff_client.get(url).content.decode()
@@ -596,3 +646,132 @@ def test_copy_link_from_a_batch_row_is_recorded(staff_client, staff_user, stub):
     assert response.status_code == 200
     copy = AuditEvent.objects.get(action=AuditEvent.Action.LINK_COPIED)
     assert (copy.user, str(copy.customer_id)) == (staff_user, GRACE)
+
+
+# --- The cache can't be reached (issue #19, item 14) ------------------------------------------
+
+CACHE_METHODS = ("get", "get_many", "set", "set_many", "touch", "delete", "delete_many", "add")
+
+
+@contextlib.contextmanager
+def cache_down(*, only_bulk_keys: bool = True) -> Iterator[None]:
+    """The cache refuses as Redis does when it is down: for bulk lookups' keys only, by default.
+
+    Other keys still answer, as the sessions (in the cache on the second pass, with REDIS_URL) did
+    for the request to arrive signed in.
+    """
+
+    def refusing(method):
+        def call(keys, *args, **kwargs):
+            names = keys if isinstance(keys, list | dict) else [keys]
+            if not only_bulk_keys or any(str(name).startswith("kycdesk:bulk") for name in names):
+                raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+            return method(keys, *args, **kwargs)
+
+        return call
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in CACHE_METHODS:
+            patch.setattr(cache, name, refusing(getattr(cache, name)))
+        yield
+
+
+def test_starting_a_batch_while_the_cache_is_down_says_so_and_fetches_nothing(
+    staff_client, stub, monkeypatch
+):
+    monkeypatch.setattr(bulk_runner, "_slots", threading.BoundedSemaphore(1))
+    with cache_down():
+        response = staff_client.post(START, start_form([ADA, GRACE]))
+    html = response.content.decode()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
+    assert "<h1>Bulk lookup</h1>" in html
+    assert "Lookups in bulk are unavailable right now" in html
+    assert "Single lookups on the search page still work. Try again in a minute." in html
+    assert "Look up 2 customers</button>" in html  # the list is still there, to try again
+    assert stub.calls == 0
+    assert not AuditEvent.objects.exists()
+    # On record before the cache was asked, so it ends there, none of its customers sent to Align.
+    batch = BulkLookup.objects.get()
+    assert batch.finished_at is not None
+    assert (batch.ids_valid, batch.not_fetched) == (2, 2)
+    assert bulk_runner._slots.acquire(blocking=False)
+
+
+def test_a_batch_started_once_the_cache_is_back_runs(staff_client, stub):
+    with cache_down():
+        assert staff_client.post(START, start_form([ADA])).status_code == 503
+    url = run(staff_client, [ADA])
+    assert row_count(staff_client.get(url).content.decode()) == 1
+
+
+def test_a_batch_page_while_the_cache_is_down_says_so(staff_client, stub):
+    url = run(staff_client, [ADA])
+    with cache_down():
+        response = staff_client.get(url)
+    html = response.content.decode()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
+    assert "<title>Bulk lookup unavailable · KYC Desk</title>" in html
+    assert "This bulk lookup can't be shown right now" in html
+    assert 'Single lookups on the <a href="/customers/">search page</a> still work' in html
+
+
+def test_a_poll_while_the_cache_is_down_says_so_and_polls_on_from_where_the_page_is(staff_client, stub):
+    url = run(staff_client, [ADA, GRACE])
+    with cache_down():
+        response = staff_client.get(f"{url}?after=1", headers=HTMX)
+    poll = response.content.decode()
+    assert response.status_code == 503
+    assert row_count(poll) == 0
+    assert '<div id="bulk-progress" class="bulk-progress" hx-swap-oob="true"' in poll
+    assert f'hx-get="{url}?after=1" hx-trigger="every 1s" hx-target="#bulk-rows" hx-swap="beforeend"' in poll
+    assert "The results can't be read right now" in poll
+    # The cache is back: the next poll carries on from there.
+    later = staff_client.get(f"{url}?after=1", headers=HTMX).content.decode()
+    assert row_count(later) == 1
+    assert "Done: <strong" in later
+
+
+def test_a_csv_while_the_cache_is_down_says_so_and_records_no_download(staff_client, stub):
+    url = run(staff_client, [ADA])
+    with cache_down():
+        response = staff_client.get(f"{url}export.csv")
+    assert response.status_code == 503
+    assert "This bulk lookup can't be shown right now" in response.content.decode()
+    assert not BulkLookupExport.objects.exists()
+
+
+def test_someone_elses_batch_is_not_found_while_the_cache_is_down(staff_client, other_client, stub):
+    url = run(staff_client, [ADA])
+    with cache_down():
+        assert other_client.get(url).status_code == 404
+        assert other_client.get(f"{url}?after=0", headers=HTMX).status_code == 404
+
+
+def test_single_lookups_need_no_cache(staff_client, serve, settings):
+    """What the 503 pages promise. With REDIS_URL the sessions are in the cache too: then, with the
+    cache wholly down, nobody is signed in (docs/operations.md, "Database and cache")."""
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache":
+        pytest.skip("the sessions are in the cache")
+    serve()
+    with cache_down(only_bulk_keys=False):
+        response = staff_client.get(f"/customers/{ADA}/")
+    assert response.status_code == 200
+    assert "Ada Lovelace" in response.content.decode()
+
+
+def test_a_redis_that_cannot_be_reached_is_the_same_503(staff_client, stub, settings):
+    """Django's Redis cache, pointed at a port nobody listens on: what its client really raises."""
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache":
+        pytest.skip("the sessions are in the cache: nobody would be signed in")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+        }
+    }
+    response = staff_client.post(START, start_form([ADA]))
+    assert response.status_code == 503
+    assert "Lookups in bulk are unavailable right now" in response.content.decode()
+    assert stub.calls == 0

@@ -728,6 +728,48 @@ def test_search_refuses_a_malformed_answer_without_naming_the_email(align, setti
     assert "jane" not in caplog.text
 
 
+def search_answer(align, settings, email: str, items: list | None = None, *, after: float = 0, **kwargs):
+    """Register Align's answer to a search for `email`: `items`, sent `after` seconds."""
+
+    def answer(request):
+        time.sleep(after)
+        return 200, {"Content-Type": "application/json"}, json.dumps({"items": items or []})
+
+    url = f"{settings.ALIGN_API_BASE_URL}/v0/customers"
+    align.add_callback("GET", url, answer, match=[matchers.query_param_matcher({"email": email})])
+
+
+def test_search_asks_for_the_fallbacks_in_turn_until_one_finds_somebody(align, settings, demo_body):
+    search_answer(align, settings, "Jane.Doe@example.com")
+    search_answer(align, settings, "jane.doe@example.com", [demo_body(ADA)])
+    found = client.customers_search_by_email(
+        email="Jane.Doe@example.com", fallbacks=("jane.doe@example.com", "JANE.DOE@example.com")
+    )
+    assert [str(customer.customer_id) for customer in found] == [ADA]
+    assert [call.request.params["email"] for call in align.calls] == [
+        "Jane.Doe@example.com",
+        "jane.doe@example.com",
+    ]
+
+
+def test_search_asks_no_fallback_once_the_address_finds_somebody(align, settings, demo_body):
+    search_answer(align, settings, "Jane.Doe@example.com", [demo_body(ADA)])
+    client.customers_search_by_email(email="Jane.Doe@example.com", fallbacks=("jane.doe@example.com",))
+    assert len(align.calls) == 1
+
+
+def test_a_search_and_its_fallbacks_share_one_deadline(align, settings, caplog):
+    """Each answer alone is within ALIGN_API_TIMEOUT; the two together are not."""
+    settings.ALIGN_API_TIMEOUT = 0.5
+    search_answer(align, settings, "Jane.Doe@example.com", after=0.3)
+    search_answer(align, settings, "jane.doe@example.com", after=0.3)
+    with pytest.raises(UpstreamTimeout):
+        client.customers_search_by_email(email="Jane.Doe@example.com", fallbacks=("jane.doe@example.com",))
+    assert len(align.calls) == 2
+    assert "attempts=2" in caplog.text
+    assert "jane" not in caplog.text.lower()
+
+
 def test_start_kyc_session_posts_an_empty_object_and_reads_the_new_session(align, settings):
     align.post(
         f"{settings.ALIGN_API_BASE_URL}/v0/customers/{ADA}/kycs",

@@ -16,6 +16,7 @@ from django.test import Client
 from responses import matchers
 
 from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
+from customers.align.standin.server import serving
 from customers.forms import parse_email
 from customers.models import AuditEvent
 from customers.services import email_search
@@ -275,8 +276,95 @@ def test_a_get_with_an_e_mail_from_htmx_moves_the_address_bar_off_it(staff_clien
 
 
 def test_the_domain_is_sent_lower_case_and_punycoded_and_the_local_part_as_typed(staff_client, answer):
-    answer([], email="Jane.Doe@xn--bcher-kva.example")
+    answer([body(ADA)], email="Jane.Doe@xn--bcher-kva.example")
     assert search(staff_client, "  Jane.Doe@BÜCHER.example ").status_code == 200
+
+
+# --- The case typed does not matter (issue #19, item 3) ----------------------------------------
+
+TYPED = "Ada.Lovelace@EXAMPLE.com"
+AS_TYPED = "Ada.Lovelace@example.com"  # the domain lower-cased by the form, the local part as typed
+LOWER_CASE = "ada.lovelace@example.com"
+
+
+def asked_for(align) -> list[str]:
+    return [call.request.params["email"] for call in align.calls]
+
+
+def test_an_address_typed_in_another_case_finds_the_customer(staff_client, answer, align):
+    answer([], email=AS_TYPED)
+    answer([body(ADA)], email=LOWER_CASE)
+    response = search(staff_client, TYPED)
+    assert response.status_code == 200
+    assert "Ada Lovelace" in response.content.decode()
+    assert response["HX-Push-Url"] == f"/customers/{ADA}/"
+    assert asked_for(align) == [AS_TYPED, LOWER_CASE]
+
+
+def test_both_spellings_are_one_search_on_record_before_the_first_and_ended_after_the_last(
+    staff_client, align, search_url
+):
+    rows_when_asked = []
+
+    def answer(items):
+        def respond(request):
+            rows_when_asked.append(list(AuditEvent.objects.values_list("action", "outcome")))
+            return 200, {"Content-Type": "application/json"}, json.dumps({"items": items})
+
+        return respond
+
+    for email, items in ((AS_TYPED, []), (LOWER_CASE, [body(ADA)])):
+        align.add_callback(
+            "GET", search_url, answer(items), match=[matchers.query_param_matcher({"email": email})]
+        )
+    search(staff_client, TYPED)
+    assert rows_when_asked == [[("email_search", "started")]] * 2
+    event = AuditEvent.objects.get()
+    assert (event.outcome, event.match_count, event.customer_id) == ("found", 1, uuid.UUID(ADA))
+    assert event.email_hash == email_search.email_hash(parse_email(LOWER_CASE))
+
+
+def test_an_address_in_lower_case_is_asked_for_once(staff_client, answer, align):
+    answer([], email=LOWER_CASE)
+    assert "No customer with this e-mail" in search(staff_client, LOWER_CASE).content.decode()
+    assert asked_for(align) == [LOWER_CASE]
+
+
+def test_the_lower_case_is_asked_for_only_when_the_address_as_typed_finds_nobody(staff_client, answer, align):
+    answer([body(ADA, email=AS_TYPED)], email=AS_TYPED)
+    assert "Ada Lovelace" in search(staff_client, TYPED).content.decode()
+    assert asked_for(align) == [AS_TYPED]
+
+
+def test_nobody_in_either_case_is_one_search_that_found_nobody(staff_client, answer, align):
+    answer([], email=AS_TYPED)
+    answer([], email=LOWER_CASE)
+    response = search(staff_client, TYPED)
+    assert "No customer with this e-mail" in response.content.decode()
+    assert asked_for(align) == [AS_TYPED, LOWER_CASE]
+    event = AuditEvent.objects.get()
+    assert (event.outcome, event.match_count) == ("not_found", 0)
+
+
+def test_a_failure_of_the_lower_case_search_is_the_searchs_failure(staff_client, answer, align):
+    answer([], email=AS_TYPED)
+    answer(status=500, json={}, email=LOWER_CASE)
+    response = search(staff_client, TYPED)
+    assert response.status_code == 502
+    assert "Align is unavailable" in response.content.decode()
+    assert asked_for(align) == [AS_TYPED, LOWER_CASE]
+    event = AuditEvent.objects.get()
+    assert (event.outcome, event.match_count) == ("upstream_error", None)
+
+
+def test_the_stand_in_matches_exactly_and_a_mixed_case_address_still_finds_ada(staff_client, settings):
+    """The stand-in keeps the local part's case, as Align does (tests/contract/test_stub.py)."""
+    with serving(api_key=settings.ALIGN_API_KEY) as stand_in:
+        settings.ALIGN_API_BASE_URL = stand_in.base_url
+        response = search(staff_client, TYPED)
+    assert response.status_code == 200
+    assert "Ada Lovelace" in response.content.decode()
+    assert stand_in.calls == 2
 
 
 # --- The keyed hash ----------------------------------------------------------------------------

@@ -1,15 +1,23 @@
 """The search page's demo list: read from the stand-in's own address, in debug runs only, never fatal.
 
 The stand-in's side of it (what it answers at DEMO_LIST_PATH) is in tests/contract/test_stub.py.
+Its e-mails to try search by POST, as the field does, so an address never enters a URL.
 """
 
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from customers.align import stand_in_demo
-from customers.align.standin.demo import DEMO_DESCRIPTIONS, DRILL_DESCRIPTIONS, DemoId, DrillId
+from customers.align.standin.demo import (
+    DEMO_DESCRIPTIONS,
+    DEMO_EMAILS,
+    DRILL_DESCRIPTIONS,
+    DemoId,
+    DrillId,
+)
 from customers.align.standin.server import StubServer, serving
 from tests.support import fault_server as faults
 
@@ -83,9 +91,11 @@ def test_a_stand_in_that_is_down_means_no_list_and_is_asked_again_later(staff_cl
 
 
 def test_the_list_is_never_asked_with_the_api_key(settings):
-    server = faults.FaultServer([faults.respond(200, {"customers": [], "drills": []})]).start()
+    server = faults.FaultServer([faults.respond(200, {"customers": [], "drills": [], "emails": []})]).start()
     try:
-        assert stand_in_demo.demo_list(server.base_url) == stand_in_demo.DemoList(customers=(), drills=())
+        assert stand_in_demo.demo_list(server.base_url) == stand_in_demo.DemoList(
+            customers=(), drills=(), emails=()
+        )
     finally:
         server.stop()
     (request,) = server.requests
@@ -94,7 +104,9 @@ def test_the_list_is_never_asked_with_the_api_key(settings):
 
 
 def test_a_stand_in_that_hangs_is_given_up_within_the_timeout(settings):
-    server = faults.FaultServer([faults.respond(body={"customers": [], "drills": []}, after=5)]).start()
+    server = faults.FaultServer(
+        [faults.respond(body={"customers": [], "drills": [], "emails": []}, after=5)]
+    ).start()
     try:
         started = time.monotonic()
         assert stand_in_demo.demo_list(server.base_url) is None
@@ -104,14 +116,27 @@ def test_a_stand_in_that_hangs_is_given_up_within_the_timeout(settings):
 
 
 GOOD_ENTRY = {"customer_id": ADA, "description": "Individual, approved"}
+GOOD_EMAIL = {"email": "ada.lovelace@example.com", "description": "One match"}
 
 
 @pytest.mark.parametrize(
     "behaviour",
     [
-        pytest.param(faults.respond(500, {"customers": [GOOD_ENTRY], "drills": []}), id="500"),
+        pytest.param(faults.respond(500, {"customers": [GOOD_ENTRY], "drills": [], "emails": []}), id="500"),
         pytest.param(faults.respond(200, "not json"), id="not-json"),
-        pytest.param(faults.respond(200, {"customers": [GOOD_ENTRY]}), id="no-drills"),
+        pytest.param(faults.respond(200, {"customers": [GOOD_ENTRY], "emails": []}), id="no-drills"),
+        pytest.param(faults.respond(200, {"customers": [GOOD_ENTRY], "drills": []}), id="no-emails"),
+        pytest.param(
+            faults.respond(
+                200,
+                {"customers": [], "drills": [], "emails": [{"email": "a@b.example c@d", "description": "x"}]},
+            ),
+            id="not-one-address",
+        ),
+        pytest.param(
+            faults.respond(200, {"customers": [], "drills": [], "emails": [{"email": "a@b.example"}]}),
+            id="email-without-words",
+        ),
         pytest.param(faults.respond(200, [GOOD_ENTRY]), id="not-an-object"),
         pytest.param(
             faults.respond(
@@ -136,7 +161,11 @@ def test_an_answer_that_is_not_a_demo_list_is_no_list(behaviour):
 
 def test_the_page_shows_what_the_stand_in_describes(staff_client, settings):
     settings.DEBUG = True
-    answer = {"customers": [GOOD_ENTRY], "drills": [{"customer_id": DrillId.SLOW, "description": "Slow"}]}
+    answer = {
+        "customers": [GOOD_ENTRY],
+        "drills": [{"customer_id": DrillId.SLOW, "description": "Slow"}],
+        "emails": [GOOD_EMAIL],
+    }
     server = faults.FaultServer([faults.respond(200, answer)]).start()
     settings.ALIGN_API_BASE_URL = server.base_url
     try:
@@ -146,3 +175,49 @@ def test_the_page_shows_what_the_stand_in_describes(staff_client, settings):
     assert "<span>Individual, approved</span>" in html
     assert f'href="/customers/{DrillId.SLOW}/"' in html
     assert str(DemoId.FORM_STARTED) not in html
+    assert "<span>One match</span><code>ada.lovelace@example.com</code>" in html
+
+
+# --- E-mails to try (issue #19, item 11) --------------------------------------------------------
+
+EMAIL_FORM = re.compile(
+    r'<form action="/customers/" method="post" hx-post="/customers/" data-demo-email>'
+    r'<input type="hidden" name="csrfmiddlewaretoken" value="[^"]+">'
+    r'<input type="hidden" name="customer_id" value="(?P<email>[^"]+)">'
+    r'<button type="submit"><span>(?P<description>[^<]+)</span><code>(?P=email)</code></button></form>'
+)
+
+
+def test_a_debug_run_lists_the_e_mails_to_try_each_a_search_by_post(staff_client, stand_in):
+    html = staff_client.get("/customers/").content.decode()
+    assert "E-mails to try" in html
+    assert [(found["email"], found["description"]) for found in EMAIL_FORM.finditer(html)] == list(
+        DEMO_EMAILS.items()
+    )
+    # Never in a link: no address the page may send the browser to holds an e-mail.
+    assert not re.search(r'(?:href|hx-get|action)="[^"]*@', html)
+
+
+def test_the_e_mails_to_try_cover_one_match_two_customers_and_none():
+    assert list(DEMO_EMAILS.values()) == [
+        "One match",
+        "One match, typed in another case",
+        "Two customers share it",
+        "No match",
+    ]
+
+
+SHOWN = {
+    "One match": "Ada Lovelace",
+    "One match, typed in another case": "Ada Lovelace",
+    "Two customers share it": "2 customers have this e-mail",
+    "No match": "No customer with this e-mail in Local stand-in",
+}
+
+
+@pytest.mark.parametrize(("email", "description"), list(DEMO_EMAILS.items()))
+def test_each_e_mail_to_try_finds_what_the_list_says(
+    staff_client, stand_in, htmx_headers, email, description
+):
+    response = staff_client.post("/customers/", {"customer_id": email}, headers=htmx_headers)
+    assert SHOWN[description] in response.content.decode()

@@ -2,10 +2,10 @@
 
 Eleven demo customers cover every KYC state staff meet, and the odd answers the card must
 survive (no overall status, values added after this contract, no KYC link, a link that is not a
-web link). "Failure drill" IDs make the stand-in misbehave the way the real API can. Generated
-customers (deterministic IDs) fill bulk lookups. Kept apart from the HTTP server so tests and
-benchmarks can use the data without a server, and the server describes it at its own address.
-Standard library only, like the server.
+web link); a few e-mails show each outcome of a search by e-mail. "Failure drill" IDs make the
+stand-in misbehave the way the real API can. Generated customers (deterministic IDs) fill bulk
+lookups. Kept apart from the HTTP server so tests and benchmarks can use the data without a
+server, and the server describes it at its own address. Standard library only, like the server.
 """
 
 import enum
@@ -238,6 +238,14 @@ DEMO_DESCRIPTIONS: dict[str, str] = {
     DemoId.UNRECOGNISED_VALUES: "Unrecognised status and rail",
     DemoId.NO_KYC_LINK: "Pending: no KYC link",
     DemoId.NON_WEB_LINK: "Pending: link is not a web link",
+}
+
+# E-mails to try on the search page, each with what a search for it shows.
+DEMO_EMAILS: dict[str, str] = {
+    DEMO_CUSTOMERS[DemoId.INDIVIDUAL_APPROVED]["email"]: "One match",
+    "Ada.Lovelace@EXAMPLE.com": "One match, typed in another case",
+    DEMO_CUSTOMERS[DemoId.CORPORATE_APPROVED]["email"]: "Two customers share it",
+    "nobody@example.com": "No match",
 }
 
 DRILL_DESCRIPTIONS: dict[str, str] = {

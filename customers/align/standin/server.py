@@ -4,9 +4,9 @@ It serves `GET /v0/customers/{customer_id}` per the contract with the demo custo
 customers/align/standin/demo.py, whose "failure drill" IDs make it misbehave the way the real API
 can, so the dashboard's error screens can be seen without breaking anything. `generate` adds that
 many more customers with deterministic IDs, for bulk lookups. At an address of its own,
-DEMO_LIST_PATH, it describes its demo customers and drills, so a dashboard pointed at it can list
-them without importing this package. Standard library only: it must start on any machine the
-dashboard starts on.
+DEMO_LIST_PATH, it describes its demo customers, drills and e-mails to try, so a dashboard pointed
+at it can list them without importing this package. Standard library only: it must start on any
+machine the dashboard starts on.
 """
 
 import contextlib
@@ -24,6 +24,7 @@ from customers.align.standin import webhooks as stub_webhooks
 from customers.align.standin.demo import (
     DEMO_CUSTOMERS,
     DEMO_DESCRIPTIONS,
+    DEMO_EMAILS,
     DRILL_DESCRIPTIONS,
     DrillId,
     GeneratedDrill,
@@ -44,7 +45,7 @@ def _email_key(address: str) -> str:
 
 CUSTOMER_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/?$")
 SEARCH_PATH = "/v0/customers"
-# Not Align's: the stand-in's own description of its demo customers and drills (no key needed).
+# Not Align's: the stand-in's own description of its demo customers, drills and e-mails (no key needed).
 DEMO_LIST_PATH = "/stand-in/demo-list"
 KYCS_PATH = re.compile(r"^/v0/customers/(?P<customer_id>[^/?#]+)/kycs/?$")
 MAX_SESSION_BODY_BYTES = 1024
@@ -84,7 +85,8 @@ class StubHandler(BaseHTTPRequestHandler):
             self.server.count_answered()
 
     def _describe_demo(self) -> None:
-        """`GET /stand-in/demo-list`: the demo customers and failure drills, each with what it shows."""
+        """`GET /stand-in/demo-list`: the demo customers, failure drills and e-mails to try, each with
+        what it shows."""
         self._send_json(
             200,
             {
@@ -95,6 +97,9 @@ class StubHandler(BaseHTTPRequestHandler):
                 "drills": [
                     {"customer_id": drill_id, "description": description}
                     for drill_id, description in DRILL_DESCRIPTIONS.items()
+                ],
+                "emails": [
+                    {"email": email, "description": description} for email, description in DEMO_EMAILS.items()
                 ],
             },
         )

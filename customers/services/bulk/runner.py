@@ -3,9 +3,10 @@
 The batch stops sending customers to Align at its deadline, which scales with its size, or when
 nobody has looked at it for NOT_WATCHED_AFTER_SECONDS: leaving the page does not keep Align busy.
 When Align rate-limits, every thread of the batch pauses for Retry-After and the row is tried
-again, while the deadline allows. The batch is marked finished in the shared state last of all,
-once its end is on record and its place given back: whoever waits on that state (the page, a
-test, a benchmark) finds the batch wholly done.
+again, while the deadline allows. Which customers are at Align, and since when, is kept with the
+progress, so that the page can say which one Align is slow on. The batch is marked finished in
+the shared state last of all, once its end is on record and its place given back: whoever waits
+on that state (the page, a test, a benchmark) finds the batch wholly done.
 """
 
 import logging
@@ -74,8 +75,10 @@ _slots = threading.BoundedSemaphore(MAX_RUNNING_BATCHES)
 def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) -> uuid.UUID:
     """Record the batch, store its first state and start fetching; the batch ID for its page.
 
-    Raises TooManyBatches, or audit.AuditUnavailable when the batch cannot be put on record (then
-    nothing is fetched).
+    Raises TooManyBatches, audit.AuditUnavailable when the batch cannot be put on record, or
+    state.ResultsUnavailable when its state cannot be stored in the cache; in each case nothing is
+    fetched. The record comes first, so a batch whose state can't be stored is on record already:
+    it ends there, with every customer counted as never sent to Align.
     """
     if not _slots.acquire(blocking=False):
         raise TooManyBatches
@@ -94,7 +97,11 @@ def start_batch(actor: audit.Actor, found: CustomerList, *, with_email: bool) ->
             with_email=with_email,
             found=found,
         )
-        runner.start()
+        try:
+            runner.start()
+        except state.ResultsUnavailable:
+            audit.finish_bulk_lookup(batch.pk, not_fetched=len(found.customer_ids))
+            raise
     except BaseException:
         _slots.release()
         raise
@@ -133,6 +140,8 @@ class BatchRunner:
         self._paused_until = 0.0
         self._rows: list[BatchRow] = []
         self._counts: Counter[str] = Counter()
+        # By position: the customers sent to Align and not answered yet.
+        self._in_flight: dict[int, state.InFlight] = {}
         self._watched_at = time.time()
         self._watch_checked_at = 0.0
         self._thread = threading.Thread(target=self._run, name=f"bulk-{self.batch_id[:8]}", daemon=True)
@@ -158,14 +167,16 @@ class BatchRunner:
         }
 
     def start(self) -> None:
-        cache.set_many(
-            {
-                state.cache_key(self.batch_id): self._meta,
-                state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}},
-                state.cache_key(self.batch_id, "watched"): self._watched_at,
-            },
-            state.RESULTS_TTL_SECONDS,
-        )
+        """Store the batch's first state, then start fetching; ResultsUnavailable if it can't be stored."""
+        with state.cache_reachable():
+            cache.set_many(
+                {
+                    state.cache_key(self.batch_id): self._meta,
+                    state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}, "in_flight": []},
+                    state.cache_key(self.batch_id, "watched"): self._watched_at,
+                },
+                state.RESULTS_TTL_SECONDS,
+            )
         self._thread.start()
 
     def _run(self) -> None:
@@ -223,6 +234,7 @@ class BatchRunner:
         """An audited lookup, as the single view's, except that a rate limit pauses the batch instead."""
         if not self._wait_for_turn(position, customer_id):
             return
+        self._sent(position, customer_id)
         lookup = audited_calls.look_up(
             self.actor, customer_id, batch_id=uuid.UUID(self.batch_id), wait_on_rate_limit=False
         )
@@ -233,6 +245,8 @@ class BatchRunner:
         elif isinstance(lookup.error, client.RateLimited) and self._pause_for(lookup.error):
             with self._lock:
                 self._queue.append((position, customer_id))
+                self._in_flight.pop(position)
+                self._write_progress()
         else:
             outcome = audit.outcome_of_failure(lookup.error)
             self._record(failure_row(position, customer_id, lookup.failure, outcome))
@@ -274,6 +288,12 @@ class BatchRunner:
                 self._watched_at = cache.get(state.cache_key(self.batch_id, "watched"), self._watched_at)
             return time.time() - self._watched_at <= NOT_WATCHED_AFTER_SECONDS
 
+    def _sent(self, position: int, customer_id: uuid.UUID) -> None:
+        """The customer is at Align from now on, until its row is recorded (or it waits its turn again)."""
+        with self._lock:
+            self._in_flight[position] = state.InFlight(position, str(customer_id), sent_at=time.time())
+            self._write_progress()
+
     def _record(self, row: BatchRow) -> None:
         """Put the row in the cache, then count it: a poll that sees the count finds the row."""
         with self._lock:
@@ -283,11 +303,17 @@ class BatchRunner:
             self._counts[row.category] += 1
             if row.needs_resubmission:
                 self._counts[Category.NEEDS_RESUBMISSION] += 1
-            cache.set(
-                state.cache_key(self.batch_id, "progress"),
-                {"done": len(self._rows), "counts": dict(self._counts)},
-                state.RESULTS_TTL_SECONDS,
-            )
+            self._in_flight.pop(row.position, None)
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        """The progress as polls read it (state.read_batch); called with the lock held."""
+        progress = {
+            "done": len(self._rows),
+            "counts": dict(self._counts),
+            "in_flight": [asdict(entry) for entry in self._in_flight.values()],
+        }
+        cache.set(state.cache_key(self.batch_id, "progress"), progress, state.RESULTS_TTL_SECONDS)
 
     def _mark_finished(self) -> None:
         """All rows under one key, the batch marked finished, the per-row keys dropped.

@@ -1,28 +1,75 @@
 """A bulk lookup's state in the shared cache, where any instance can answer the page's polls.
 
-The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here.
+The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here,
+with the progress: how many rows are done, their counts, and which customers are at Align now and
+since when, so the poll can name a customer Align is slow on.
+
+When the cache can't be reached (Redis down), every read and write here raises ResultsUnavailable,
+for the pages to say so instead of failing.
 """
 
+import contextlib
+import logging
 import math
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.cache import cache
+from redis import RedisError
 
 from customers.models import AuditEvent
 from customers.services.bulk.paste import RejectedEntry, reported_counts
 from customers.services.bulk.rows import BatchRow, summary_line
 
+logger = logging.getLogger(__name__)
+
 # Kept this long after the last look (each page view and poll moves it on): "kept while watched".
 RESULTS_TTL_SECONDS = 30 * 60
 RUNNING = "running"
 FINISHED = "finished"
+# A customer at Align this long is named in the progress line; a shorter wait is not, or the line
+# of every batch would flicker with customers Align answers in a moment.
+SLOW_AFTER_SECONDS = 3
+
+
+class ResultsUnavailable(Exception):
+    """The cache that keeps bulk lookups can't be reached: no batch can start, nor be shown, now."""
+
+
+@contextlib.contextmanager
+def cache_reachable() -> Iterator[None]:
+    """Turns the cache failing to answer into ResultsUnavailable (also as a decorator), and logs it."""
+    try:
+        yield
+    except (RedisError, OSError) as error:
+        logger.warning("Bulk lookup: the cache can't be reached (%s)", type(error).__name__)
+        raise ResultsUnavailable from error
 
 
 def cache_key(batch_id: uuid.UUID | str, *parts: object) -> str:
     return ":".join(["kycdesk:bulk", str(batch_id), *(str(part) for part in parts)])
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A customer of the batch sent to Align and not answered yet; `sent_at` is wall-clock time
+    (time.time()), so that whichever instance answers the poll can count the seconds from it."""
+
+    position: int
+    customer_id: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class WaitingOnAlign:
+    """The customer Align has kept longest, past SLOW_AFTER_SECONDS, and how many more it keeps so."""
+
+    customer_id: str
+    seconds: int
+    others: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +91,7 @@ class BatchState:
     ends_by: float = math.inf
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    in_flight: tuple[InFlight, ...] = ()
 
     @property
     def stalled(self) -> bool:
@@ -53,6 +101,18 @@ class BatchState:
     @property
     def finished(self) -> bool:
         return self.status == FINISHED
+
+    @property
+    def waiting_on_align(self) -> WaitingOnAlign | None:
+        """Whom Align is slow on now, for the progress line; None while it answers in good time."""
+        now = time.time()
+        slow = sorted(
+            (entry for entry in self.in_flight if now - entry.sent_at >= SLOW_AFTER_SECONDS),
+            key=lambda entry: entry.sent_at,
+        )
+        if not slow:
+            return None
+        return WaitingOnAlign(slow[0].customer_id, int(now - slow[0].sent_at), others=len(slow) - 1)
 
     @property
     def percent(self) -> int:
@@ -73,6 +133,7 @@ class BatchState:
         return max(round((self.finished_at - self.started_at).total_seconds()), 0)
 
 
+@cache_reachable()
 def read_batch(batch_id: uuid.UUID) -> BatchState | None:
     """The batch's state, or None when it has expired (or never existed)."""
     found = cache.get_many([cache_key(batch_id), cache_key(batch_id, "progress")])
@@ -86,10 +147,13 @@ def read_batch(batch_id: uuid.UUID) -> BatchState | None:
             "rejected": tuple(RejectedEntry(**entry) for entry in meta["rejected"]),
             "done": progress["done"],
             "counts": progress["counts"],
+            # Written by an instance that does not keep them yet (a rolling deploy): none to show.
+            "in_flight": tuple(InFlight(**entry) for entry in progress.get("in_flight", ())),
         }
     )
 
 
+@cache_reachable()
 def rows_after(state: BatchState, after: int = 0) -> list[BatchRow]:
     """The rows completed after the first `after`, in the order they completed.
 
@@ -109,6 +173,7 @@ def rows_after(state: BatchState, after: int = 0) -> list[BatchRow]:
     return rows
 
 
+@cache_reachable()
 def keep_watching(state: BatchState) -> None:
     """Someone is looking: keep the batch for another RESULTS_TTL_SECONDS, and keep it running."""
     batch_id = state.batch_id
