@@ -90,8 +90,9 @@ def bulk_start(request: HtmxHttpRequest) -> HttpResponse:
     return response
 
 
-def _results_reachable(view):
-    """A batch's page, poll or CSV while the cache is unreachable: a 503 that says so, never a 500."""
+def batch_pages(view):
+    """What a batch's page and its CSV share: GET only, a customer page, and while the cache is
+    unreachable a 503 that says so, never a 500."""
 
     @functools.wraps(view)
     def answer(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
@@ -100,12 +101,10 @@ def _results_reachable(view):
         except bulk_state.ResultsUnavailable:
             return _results_unavailable(request, batch_id)
 
-    return answer
+    return require_GET(customer_pages(answer))
 
 
-@require_GET
-@customer_pages
-@_results_reachable
+@batch_pages
 def bulk_batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """A batch's page; with htmx and `?after=N`, the rows after the first N and the progress line."""
     state = _owned_batch(request, batch_id)
@@ -120,9 +119,7 @@ def bulk_batch(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     return _batch_page(request, state)
 
 
-@require_GET
-@customer_pages
-@_results_reachable
+@batch_pages
 def bulk_export(request: HtmxHttpRequest, batch_id: uuid.UUID) -> HttpResponse:
     """The batch's rows as CSV (those of one status with `?status=`), once the download is on record."""
     state = _owned_batch(request, batch_id)
