@@ -387,9 +387,12 @@ def test_the_rate_limit_countdown_is_said_once_after_each_kind_of_swap(debug_run
     page = logged_in_page
     page.clock.install()
     button = page.get_by_role("link", name="Try again")
-    demo_link(page, DrillId.RATE_LIMITED).click()
+    with page.expect_response(lambda response: response.url.endswith(f"/{DrillId.RATE_LIMITED}/")):
+        demo_link(page, DrillId.RATE_LIMITED).click()
     expect(button).to_have_text(re.compile(r"^Try again in 30 s$"))
-    look_up(page, DrillId.RATE_LIMITED)
+    # The card this lookup swaps in, not the one still on screen while it runs.
+    with page.expect_response(lambda response: response.request.method == "POST"):
+        look_up(page, DrillId.RATE_LIMITED)
     expect(button).to_have_text(re.compile(r"^Try again in 30 s$"))
     page.clock.fast_forward(31_000)
     expect(button).to_have_text("Try again")

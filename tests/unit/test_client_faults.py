@@ -170,15 +170,18 @@ def test_429_that_fits_the_deadline_is_retried_once(staff_client, align_faults, 
 @pytest.mark.parametrize(
     ("retry_after", "words"),
     [
-        pytest.param("30", b"Align asked us to wait 30 seconds.", id="seconds"),
-        pytest.param(faults.http_date_in(600), b"Align asked us to wait about 10 minutes.", id="http-date"),
-        pytest.param("soon", b"Wait a minute before trying again.", id="unreadable"),
+        pytest.param(lambda: "30", b"Align asked us to wait 30 seconds.", id="seconds"),
+        # A date ten minutes from when the test runs, not from when the suite was collected.
+        pytest.param(
+            lambda: faults.http_date_in(600), b"Align asked us to wait about 10 minutes.", id="http-date"
+        ),
+        pytest.param(lambda: "soon", b"Wait a minute before trying again.", id="unreadable"),
     ],
 )
 def test_429_beyond_the_deadline_tells_staff_when_to_try_again(
     staff_client, align_faults, retry_after, words
 ):
-    server = align_faults(faults.respond(429, {}, headers={"Retry-After": retry_after}))
+    server = align_faults(faults.respond(429, {}, headers={"Retry-After": retry_after()}))
     response, elapsed = timed_get(staff_client)
     assert response.status_code == 503
     assert b"Align is rate-limiting us" in response.content
