@@ -80,6 +80,8 @@ def _current_card(
         "customer_id": customer_id,
         "fetched_at": fetched_at,
         "kyc_session_note": note,
+        # Told, not congratulated: the lead's own start did not happen.
+        "kyc_session_refused": session is None,
     } | views.card_context(request, customer, fetched_at)
     response = views.render_lookup_page(request, context, lookup_recorded=lookup.recorded)
     return reswap(retarget(response, "#result"), "innerHTML")

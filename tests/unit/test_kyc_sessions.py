@@ -401,6 +401,7 @@ def test_a_start_refused_within_the_minute_shows_the_customer_as_they_are_now(
     html = response.content.decode()
     assert response["HX-Retarget"] == "#result"
     assert re.search(r"by lena at \d\d:\d\d\. This card now shows the customer as they are\.", html)
+    assert 'class="kyc-session-note kyc-session-note-refused"' in html
     assert NEW_LINK in html
     assert BUTTON not in html  # pending with a working link: nothing to start again
     assert len([call for call in align.calls if call.request.method == "POST"]) == 1
