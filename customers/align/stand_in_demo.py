@@ -73,33 +73,26 @@ def _read(base_url: str) -> DemoList:
 
 def _entries(data: object, key: str) -> tuple[DemoEntry, ...]:
     """The `key` array as entries; ValueError unless each is a customer ID (for a link) and words."""
-    items = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ValueError(f"the demo list has no {key} array")
-    entries = []
-    for item in items:
-        customer_id = item.get("customer_id") if isinstance(item, dict) else None
-        description = item.get("description") if isinstance(item, dict) else None
-        if not (isinstance(customer_id, str) and CANONICAL_UUID.fullmatch(customer_id)):
-            raise ValueError(f"an entry of {key} has no customer ID")
-        if not isinstance(description, str):
-            raise ValueError(f"an entry of {key} has no description")
-        entries.append(DemoEntry(customer_id, description))
-    return tuple(entries)
+    return tuple(DemoEntry(*pair) for pair in _pairs(data, key, "customer_id", CANONICAL_UUID, "customer ID"))
 
 
 def _emails(data: dict) -> tuple[DemoEmail, ...]:
     """The `emails` array as e-mails to try; ValueError unless each is one address and words."""
-    items = data.get("emails")
+    return tuple(DemoEmail(*pair) for pair in _pairs(data, "emails", "email", EMAIL_TO_TRY, "e-mail address"))
+
+
+def _pairs(data: object, key: str, field: str, pattern: re.Pattern, what: str) -> list[tuple[str, str]]:
+    """(`field`, description) of each item of the `key` array; ValueError at the first that is off."""
+    items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise ValueError("the demo list has no emails array")
-    emails = []
+        raise ValueError(f"the demo list has no {key} array")
+    pairs = []
     for item in items:
-        email = item.get("email") if isinstance(item, dict) else None
+        value = item.get(field) if isinstance(item, dict) else None
         description = item.get("description") if isinstance(item, dict) else None
-        if not (isinstance(email, str) and EMAIL_TO_TRY.fullmatch(email)):
-            raise ValueError("an entry of emails has no e-mail address")
+        if not (isinstance(value, str) and pattern.fullmatch(value)):
+            raise ValueError(f"an entry of {key} has no {what}")
         if not isinstance(description, str):
-            raise ValueError("an entry of emails has no description")
-        emails.append(DemoEmail(email, description))
-    return tuple(emails)
+            raise ValueError(f"an entry of {key} has no description")
+        pairs.append((value, description))
+    return pairs

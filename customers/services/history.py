@@ -29,7 +29,7 @@ from customers.align.records import Customer, KycStatus, KycSubStatus
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import audit
 from customers.services import decisions as presentation
-from customers.services.decisions import Badge, stored_status_code
+from customers.services.decisions import Badge, stored_status_code, stored_sub_status_code
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class KycState:
     @classmethod
     def of_customer(cls, customer: Customer) -> "KycState":
         kyc = customer.kycs
-        return cls.of(stored_status_code(kyc), str(kyc.sub_status) if kyc and kyc.sub_status else "")
+        return cls.of(stored_status_code(kyc), stored_sub_status_code(kyc))
 
     def same_as(self, other: "KycState") -> bool:
         """One state, as far as both observations know: a missing sub-status matches any."""
@@ -167,8 +167,7 @@ def build_history(
     current: KycState,
     current_at: datetime | None = None,
 ) -> KycHistory:
-    """`current` is what the lookup behind this card saw, at `current_at`: its audit row keeps the
-    overall status only, and this sighting knows the sub-status too."""
+    """`current` is what the lookup behind this card saw, at `current_at`."""
     events, lookups, session_starts = list(events), list(lookups), list(session_starts)
     fresh = [Observation(current_at, current, "seen by you", False)] if current_at is not None else []
     observations = (
@@ -187,7 +186,7 @@ def build_history(
             Observation(
                 lookup.occurred_at,
                 KycState.of(lookup.kyc_status, lookup.kyc_sub_status),
-                _seen_by(lookup, viewer_id),
+                f"seen by {_who(lookup, viewer_id)}",
                 False,
                 lookup.pk,
             )
@@ -197,7 +196,7 @@ def build_history(
             Observation(
                 start.occurred_at,
                 KycState.of(start.kyc_status),
-                f"new KYC session, {_started_by(start, viewer_id)}",
+                f"new KYC session, by {_who(start, viewer_id)}",
                 False,
                 start.pk,
                 restart=True,
@@ -215,7 +214,7 @@ def build_history(
     session_restart = None
     if newest_start is not None:
         session_restart = presentation.session_restart_note(
-            by=_started_by(newest_start, viewer_id).removeprefix("by "),
+            by=_who(newest_start, viewer_id),
             at=newest_start.occurred_at,
             now=current_at or timezone.now(),
         )
@@ -227,12 +226,9 @@ def build_history(
     )
 
 
-def _seen_by(lookup: AuditEvent, viewer_id: int) -> str:
-    return "seen by you" if lookup.user_id == viewer_id else f"seen by {lookup.user.get_username()}"
-
-
-def _started_by(start: AuditEvent, viewer_id: int) -> str:
-    return "by you" if start.user_id == viewer_id else f"by {start.user.get_username()}"
+def _who(event: AuditEvent, viewer_id: int) -> str:
+    """Who did it, as the person reading the card says it: "you", or the username."""
+    return "you" if event.user_id == viewer_id else event.user.get_username()
 
 
 def fold(observations: Iterable[Observation]) -> tuple[HistoryEntry, ...]:
