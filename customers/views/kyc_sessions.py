@@ -36,9 +36,8 @@ def start_kyc_session(request: views.HtmxHttpRequest, customer_id: uuid.UUID) ->
     """
     bind_customer(customer_id)
     now = timezone.now()
-    card_fetched_at = parse_datetime(request.POST.get("card_fetched_at", "").strip() or "x")
     started = kyc_sessions.start(
-        audit.Actor.of(request), customer_id, now=now, card_fetched_at=card_fetched_at
+        audit.Actor.of(request), customer_id, now=now, card_fetched_at=_card_fetched_at(request)
     )
     if isinstance(started, kyc_sessions.StartedLately):
         return _current_card(request, customer_id, refused=started.notice)

@@ -455,3 +455,15 @@ def test_colleagues_see_that_a_lead_started_a_new_session_and_that_older_links_a
     )
     history = html.split('id="history-heading"', 1)[1].split("</section>", 1)[0]
     assert "new KYC session, by lena" in history
+
+
+@pytest.mark.parametrize(
+    "forged", ["2026-13-45T10:00:00+00:00", "2026-12-07T10:00:00", "yesterday", ""], ids=str
+)
+def test_a_forged_card_time_is_ignored_not_a_server_error(lead_client, align, sessions_url, serve, forged):
+    """An impossible date, one without a zone, words or nothing: the start goes on as without one."""
+    answer_start(align, sessions_url)
+    serve(NOT_STARTED)
+    response = start(lead_client, data={"card_fetched_at": forged})
+    assert response.status_code == 200
+    assert NEW_LINK in response.content.decode()
