@@ -201,6 +201,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "dashboard.ops.log_context.LogContextMiddleware",
     "dashboard.accounts.sessions.SessionLifetimeMiddleware",
+    # After the session's own limits, before two-factor: a session the provider refused ends first.
+    "dashboard.accounts.sso.recheck.SingleSignOnRecheckMiddleware",
     "dashboard.accounts.two_factor.middleware.TwoFactorMiddleware",
     # A view whose write fails because the database can't be written answers 503, saying so.
     "dashboard.ops.database.middleware.DatabaseUnavailableMiddleware",
@@ -212,7 +214,10 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username+address is refused before its password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Passwords, as DASHBOARD_PASSWORD_SIGN_IN allows them (on, superusers only, or off).
+    "dashboard.accounts.passwords.PasswordBackend",
+    # The identity provider's answer at /accounts/sso/callback/ (docs/single-sign-on.md).
+    "dashboard.accounts.sso.backend.SingleSignOnBackend",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -434,6 +439,87 @@ AXES_USERNAME_CALLABLE = "dashboard.accounts.login_attempts.attempt_username"
 AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next", "csrfmiddlewaretoken"]
+# The identity provider's callback is not a password guess: a failed or forged one must never lock
+# out the address a whole office signs in from.
+AXES_WHITELIST_CALLABLE = "dashboard.accounts.login_attempts.is_single_sign_on_callback"
+
+
+# --- Single sign-on through the company's identity provider (docs/single-sign-on.md) ------------
+def env_issuer_url(name: str) -> str:
+    """The provider's issuer URL, or "" when unset: https, or plain http on this machine only.
+
+    Tokens that sign staff in travel to and from it, as the API key does to Align.
+    """
+    if not env_str(name):
+        return ""
+    value = env_http_url(name, "https://login.example.com/realms/staff")
+    parts = urlsplit(value)
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ImproperlyConfigured(
+            f"{name} must be an https:// URL: sign-in tokens must not travel in clear text. "
+            f"http:// is accepted only for this machine (localhost, 127.0.0.1, [::1]); got {value!r}."
+        )
+    return value
+
+
+def env_group_map(name: str) -> dict[str, str]:
+    """`idp-group=Django group,...`: which of the provider's groups puts staff in which group here."""
+    mapping: dict[str, str] = {}
+    for item in env_list(name, []):
+        provider_group, equals, django_group = (part.strip() for part in item.partition("="))
+        if not equals or not provider_group or not django_group:
+            raise ImproperlyConfigured(
+                f"{name} must read idp-group=Django group, separated by commas "
+                f"(kyc-staff=Compliance staff,kyc-auditors=Compliance auditors); got {item!r}."
+            )
+        mapping[provider_group] = django_group
+    return mapping
+
+
+DASHBOARD_OIDC_ISSUER = env_issuer_url("DASHBOARD_OIDC_ISSUER")
+SINGLE_SIGN_ON = bool(DASHBOARD_OIDC_ISSUER)
+DASHBOARD_OIDC_CLIENT_ID = env_str("DASHBOARD_OIDC_CLIENT_ID")
+DASHBOARD_OIDC_CLIENT_SECRET = env_str("DASHBOARD_OIDC_CLIENT_SECRET")
+if SINGLE_SIGN_ON and not (DASHBOARD_OIDC_CLIENT_ID and DASHBOARD_OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "DASHBOARD_OIDC_ISSUER is set, so DASHBOARD_OIDC_CLIENT_ID and DASHBOARD_OIDC_CLIENT_SECRET must be "
+        "too: the client the dashboard is registered as at the identity provider."
+    )
+# "Sign in with <this>" on the login page.
+DASHBOARD_OIDC_PROVIDER_NAME = env_str("DASHBOARD_OIDC_PROVIDER_NAME", "single sign-on")
+DASHBOARD_OIDC_GROUPS_CLAIM = env_str("DASHBOARD_OIDC_GROUPS_CLAIM", "groups")
+DASHBOARD_OIDC_GROUP_MAP = env_group_map("DASHBOARD_OIDC_GROUP_MAP")
+# The provider's `amr` values that count as a second factor: such a sign-in skips the local TOTP.
+DASHBOARD_OIDC_TRUSTED_AMR = env_list("DASHBOARD_OIDC_TRUSTED_AMR", [])
+# How often a signed-in SSO session asks the provider, server-side, whether it still stands.
+DASHBOARD_OIDC_RECHECK_SECONDS = env_positive_int("DASHBOARD_OIDC_RECHECK_SECONDS", 300, maximum=24 * 3600)
+
+PASSWORD_SIGN_IN_MODES = ("on", "break-glass", "off")
+DASHBOARD_PASSWORD_SIGN_IN = env_str(
+    "DASHBOARD_PASSWORD_SIGN_IN", "break-glass" if SINGLE_SIGN_ON else "on"
+).lower()
+if DASHBOARD_PASSWORD_SIGN_IN not in PASSWORD_SIGN_IN_MODES:
+    raise ImproperlyConfigured(
+        f"DASHBOARD_PASSWORD_SIGN_IN must be on, break-glass or off; got {DASHBOARD_PASSWORD_SIGN_IN!r}."
+    )
+if DASHBOARD_PASSWORD_SIGN_IN == "off" and not SINGLE_SIGN_ON:  # noqa: S105 (a mode, not a password)
+    raise ImproperlyConfigured(
+        "DASHBOARD_PASSWORD_SIGN_IN is off and DASHBOARD_OIDC_ISSUER is not set: nobody could sign in."
+    )
+
+# mozilla-django-oidc's own settings. The provider's endpoints are not here: they come from its
+# discovery document (dashboard/accounts/sso/provider.py).
+OIDC_RP_CLIENT_ID = DASHBOARD_OIDC_CLIENT_ID
+OIDC_RP_CLIENT_SECRET = DASHBOARD_OIDC_CLIENT_SECRET
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_NONCE = True
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+OIDC_TIMEOUT = 10
+# The provider's token endpoint is asked with HTTP Basic credentials (client_secret_basic), the
+# method every provider supports.
+OIDC_TOKEN_USE_BASIC_AUTH = True
 
 # --- Health, readiness and metrics (docs/operations.md) ---------------------------------------
 # /metrics answers only requests with "Authorization: Bearer <this>"; unset, it is a 404.

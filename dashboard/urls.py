@@ -1,21 +1,20 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from customers.views import webhooks as webhook_views
-from dashboard.accounts import sessions
+from dashboard.accounts import sessions, sign_in
+from dashboard.accounts.sso import views as sso_views
 from dashboard.accounts.two_factor import views as two_factor
 from dashboard.ops import health, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:search", permanent=False)),
     path("customers/", include("customers.urls")),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", sign_in.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    # Single sign-on (docs/single-sign-on.md): 404 while DASHBOARD_OIDC_ISSUER is unset.
+    path("accounts/sso/start/", sso_views.SignInStartView.as_view(), name="sso_start"),
+    path("accounts/sso/callback/", sso_views.SignInCallbackView.as_view(), name="sso_callback"),
     path("accounts/logout/", sessions.LogoutView.as_view(), name="logout"),
     path("accounts/two-factor/setup/", two_factor.setup, name="two_factor_setup"),
     path("accounts/two-factor/verify/", two_factor.verify, name="two_factor_verify"),

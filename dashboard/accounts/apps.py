@@ -11,3 +11,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Django's documented place to connect receivers: once, after every app is loaded.
         from dashboard.accounts import signals  # noqa: F401
+        from dashboard.accounts.sso.provider import readiness_check
+        from dashboard.ops.health import register_readiness_check
+
+        register_readiness_check("identity_provider", readiness_check)

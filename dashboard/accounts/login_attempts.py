@@ -1,4 +1,4 @@
-"""What django-axes keeps of a failed sign-in: a keyed digest of the username, never the text typed.
+"""What django-axes keeps of a failed sign-in (a keyed digest of the username), and what it never counts.
 
 A password typed into the username box would otherwise sit in `axes_accessattempt` and show in
 `/admin/`. The lockout only needs to recognise the same username again, which an HMAC keyed
@@ -7,6 +7,7 @@ with SECRET_KEY does; without the key the digest cannot be tried against guesses
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
 KEY_SALT = "dashboard.accounts.login_attempts.username"
@@ -28,3 +29,12 @@ def typed_username(request: HttpRequest) -> str | None:
     """The username typed at the sign-in axes is handling (axes leaves the credentials on the request)."""
     credentials = getattr(request, "axes_credentials", None) or {}
     return credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+
+
+def is_single_sign_on_callback(request: HttpRequest, credentials: dict | None = None) -> bool:
+    """AXES_WHITELIST_CALLABLE: the identity provider's callback is never counted towards a lockout.
+
+    Its failures are a state or a token that does not verify, not a password guessed, and they
+    come from the address a whole office shares: counting them would lock that office out.
+    """
+    return request.path == reverse("sso_callback")

@@ -16,13 +16,18 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DatabaseError, transaction
-from django.http import HttpRequest, HttpResponse
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
 
 from dashboard.accounts.gate import login_redirect
 from dashboard.accounts.login_attempts import typed_username
 from dashboard.accounts.models import SignInEvent
-from dashboard.ops import metrics
+from dashboard.accounts.passwords import is_break_glass
+from dashboard.accounts.sso import backend as sso_backend
+from dashboard.accounts.sso import provider as sso_provider
+from dashboard.accounts.sso import session as sso_session
+from dashboard.accounts.trail import record_sign_in_event
 from dashboard.ops.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -78,9 +83,17 @@ class SessionLifetimeMiddleware:
 
 
 def log_signed_in(sender, request: HttpRequest, user, **kwargs) -> None:
+    """Every sign-in on the trail; a break-glass one (a password under single sign-on) also at WARNING."""
     start_session_clock(request)
-    logger.info("Signed in", extra={"user_id": str(user.pk)})
-    record_sign_in_event(SignInEvent.Kind.SIGNED_IN, user, request)
+    if getattr(user, "backend", None) == sso_backend.BACKEND_PATH:
+        logger.info("Signed in through single sign-on", extra={"user_id": str(user.pk)})
+        record_sign_in_event(SignInEvent.Kind.SIGNED_IN_SSO, user, request)
+    elif is_break_glass():
+        logger.warning("Break-glass sign-in with a password", extra={"user_id": str(user.pk)})
+        record_sign_in_event(SignInEvent.Kind.BREAK_GLASS, user, request)
+    else:
+        logger.info("Signed in", extra={"user_id": str(user.pk)})
+        record_sign_in_event(SignInEvent.Kind.SIGNED_IN, user, request)
 
 
 def log_signed_out(sender, request: HttpRequest, user, **kwargs) -> None:
@@ -123,36 +136,24 @@ def account_named(username: object) -> AbstractBaseUser | None:
         return None
 
 
-def record_sign_in_event(kind: str, user: AbstractBaseUser, request: HttpRequest | None) -> None:
-    """Put a sign-in, failed sign-in or sign-out on record for auditors (SignInEvent); never raises.
-
-    A sign-in must not fail because its record could not be written: the failure is counted and
-    logged instead, and the log line above it still says what happened. In a savepoint, so a
-    failed write leaves a surrounding transaction usable.
-    """
-    try:
-        with transaction.atomic():
-            SignInEvent.objects.create(
-                user=user,
-                kind=kind,
-                client_ip=(client_ip(request) or None) if request else None,
-                request_id=getattr(request, "request_id", ""),
-            )
-    except DatabaseError:
-        metrics.AUDIT_WRITE_FAILURES.labels(action=kind).inc()
-        logger.exception("A %s event could not be recorded", kind, extra={"user_id": str(user.pk)})
-
-
 class LogoutView(auth_views.LogoutView):
     """Django's logout (POST only), then a line on the login page saying it worked.
 
     A message, not a query flag: only the logout itself can put it there, so a shared or
-    bookmarked login address never claims someone was logged out.
+    bookmarked login address never claims someone was logged out. A session signed in through
+    the provider is ended there too (RP-initiated logout, with id_token_hint), and the provider
+    sends the browser back to the login page, where the message waits.
     """
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         was_signed_in = request.user.is_authenticated
+        sso_tokens = sso_session.tokens(request) if was_signed_in else None
         response = super().post(request, *args, **kwargs)
         if was_signed_in:
             messages.success(request, LOGGED_OUT_MESSAGE)
+        if sso_tokens is not None:
+            back_here = request.build_absolute_uri(resolve_url(settings.LOGOUT_REDIRECT_URL))
+            at_provider = sso_provider.logout_url(sso_tokens.id_token, back_here)
+            if at_provider is not None:
+                return HttpResponseRedirect(at_provider)
         return response

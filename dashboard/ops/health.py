@@ -65,6 +65,19 @@ class AlignApiKeyConfigured(HealthCheck):
             raise NotReady("ALIGN_API_KEY is not set")
 
 
+# Checks other apps add from their ready() (the identity provider, when single sign-on is set up):
+# ops knows nothing of them, as it knows nothing of the apps.
+REGISTERED_CHECKS: dict[str, Callable[[], HealthCheck | None]] = {}
+
+
+def register_readiness_check(name: str, check: Callable[[], HealthCheck | None]) -> None:
+    """Add a check to /readyz under `name`, made at each probe; None leaves it out (nothing to check).
+
+    Its NotReady message is shown as it is.
+    """
+    REGISTERED_CHECKS[name] = check
+
+
 def readiness_checks() -> dict[str, HealthCheck]:
     """The checks by the name the answer gives them; a cache only when one is configured."""
     checks: dict[str, HealthCheck] = {"database": Database(), "migrations": MigrationsApplied()}
@@ -72,6 +85,9 @@ def readiness_checks() -> dict[str, HealthCheck]:
         if cache["BACKEND"] not in PROCESS_LOCAL_CACHES:
             checks["cache" if alias == "default" else f"cache {alias}"] = Cache(alias=alias)
     checks["api_key"] = AlignApiKeyConfigured()
+    for name, make_check in REGISTERED_CHECKS.items():
+        if (check := make_check()) is not None:
+            checks[name] = check
     return checks
 
 

@@ -68,7 +68,9 @@ def test_a_failed_sign_in_is_recorded_against_the_account_without_what_was_typed
 def test_a_sign_in_event_holds_the_account_and_never_text_that_was_typed():
     """A new field here could keep a username or password: it must be decided on, not added in passing."""
     fields = {field.name for field in SignInEvent._meta.concrete_fields}
-    assert fields == {"id", "user", "occurred_at", "kind", "client_ip", "request_id"}
+    # `detail` is the dashboard's own words for why a single sign-on was refused or a session ended
+    # (dashboard/accounts/sso): never the provider's text, a token, or what anyone typed.
+    assert fields == {"id", "user", "occurred_at", "kind", "client_ip", "request_id", "detail"}
 
 
 @pytest.mark.parametrize(
@@ -278,7 +280,7 @@ def test_the_page_shows_everything_one_user_did_newest_first_in_words(auditor_cl
         ("Automatic refresh", short_ada, "Found", "Approved"),
         ("Refresh", short_ada, "Found", "Approved"),
         ("Lookup", short_ada, "Found", "Approved"),
-        ("Signed in", "-", "-", "-"),
+        ("Signed in with a password", "-", "-", "-"),
     ]
     assert rows[-2]["time"] == "2026-11-25 09:01:00 UTC"
     assert (rows[-2]["ip"], rows[-2]["request"]) == ("198.51.100.23", "r2")
@@ -341,11 +343,31 @@ def test_the_page_names_the_user_and_leads_back(auditor_client, smith):
 # --- Who reads it -------------------------------------------------------------------------------------
 
 
-def test_an_auditor_reads_it_without_any_permission_of_the_accounts_app(auditor, smith, trail):
-    assert not auditor.has_perm("accounts.view_signinevent")
+def test_the_audit_log_permission_alone_opens_it_without_any_permission_of_the_accounts_app(
+    django_user_model, smith, trail
+):
+    reader = django_user_model.objects.create_user(username="reader", password="irrelevant-password")
+    reader.is_staff = True
+    reader.save()
+    reader.user_permissions.add(
+        Permission.objects.get(content_type__app_label="customers", codename="view_auditevent")
+    )
+    assert not reader.has_perm("accounts.view_signinevent")
+    client = Client()
+    client.force_login(reader)
+    assert client.get(activity_url(smith)).status_code == 200
+
+
+def test_an_auditor_reads_the_whole_sign_in_trail_where_refusals_that_name_nobody_show(auditor, trail):
+    """Customers migration 0011: a refused single sign-on with no account is on no user's activity page."""
+    SignInEvent.objects.create(
+        kind=SignInEvent.Kind.SSO_REFUSED, detail="the callback's state is not one this browser started"
+    )
     client = Client()
     client.force_login(auditor)
-    assert client.get(activity_url(smith)).status_code == 200
+    page = client.get("/admin/accounts/signinevent/").content.decode()
+    assert "Single sign-on refused" in page
+    assert "(nobody)" in page
 
 
 def test_staff_who_cannot_read_the_audit_log_cannot_read_it(django_user_model, smith, trail):
@@ -450,7 +472,7 @@ def test_what_the_user_does_meanwhile_waits_for_the_first_page(auditor_client, s
         ("Lookup in a bulk lookup", "2026-11-25 09:08:00 UTC"),
     ]
     newest = page_rows(auditor_client.get(activity_url(smith)))
-    assert [row["what"] for row in newest] == ["Signed in", "Bulk lookup CSV downloaded"]
+    assert [row["what"] for row in newest] == ["Signed in with a password", "Bulk lookup CSV downloaded"]
 
 
 def test_rows_at_the_same_moment_are_each_shown_once(auditor_client, smith, monkeypatch):

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from dashboard.accounts.sso import session as sso_session
 from dashboard.accounts.two_factor.devices import confirmed_app_devices
 from dashboard.accounts.two_factor.next_page import with_next
 
@@ -25,17 +26,24 @@ class TwoFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not _is_exempt(request.path) and (page := held_at(request.user)):
+        if not _is_exempt(request.path) and (page := held_at(request)):
             return _hold_at(request, page)
         return self.get_response(request)
 
 
-def held_at(user) -> str | None:
+def held_at(request: HttpRequest) -> str | None:
     """The two-factor page a signed-in user is held at until verified; None once they are through.
 
-    Also what the top bar asks, so a held user is offered nothing but Log out.
+    A single sign-on whose ID token's `amr` named a method DASHBOARD_OIDC_TRUSTED_AMR trusts has
+    had its second factor at the provider: it is through. Also what the top bar asks, so a held
+    user is offered nothing but Log out.
     """
-    if not user.is_authenticated or user.is_verified():
+    user = request.user
+    if (
+        not user.is_authenticated
+        or user.is_verified()
+        or sso_session.provider_verified_second_factor(request)
+    ):
         return None
     if confirmed_app_devices(user).exists():
         return "two_factor_verify"
