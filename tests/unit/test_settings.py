@@ -29,6 +29,13 @@ def load_settings(monkeypatch, **environment) -> dict:
         "DASHBOARD_LOG_FORMAT",
         "DJANGO_HTTPS_ONLY",
         "ALIGN_BULK_CONCURRENCY",
+        "DASHBOARD_OIDC_ISSUER",
+        "DASHBOARD_OIDC_CLIENT_ID",
+        "DASHBOARD_OIDC_CLIENT_SECRET",
+        "DASHBOARD_OIDC_GROUP_MAP",
+        "DASHBOARD_OIDC_TRUSTED_AMR",
+        "DASHBOARD_OIDC_RECHECK_SECONDS",
+        "DASHBOARD_PASSWORD_SIGN_IN",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
@@ -313,3 +320,77 @@ def test_webhook_settings_are_read(monkeypatch):
 def test_a_bad_webhook_setting_stops_start_up_naming_it(monkeypatch, name, value):
     with pytest.raises(ImproperlyConfigured, match=name):
         load_settings(monkeypatch, **PRODUCTION_LIKE, **{name: value})
+
+
+# --- Single sign-on (docs/single-sign-on.md) -------------------------------------------------------
+SSO = {
+    "DASHBOARD_OIDC_ISSUER": "https://login.example.com/realms/staff",
+    "DASHBOARD_OIDC_CLIENT_ID": "kyc-desk",
+    "DASHBOARD_OIDC_CLIENT_SECRET": "client-secret-value",
+}
+
+
+def test_without_an_issuer_there_is_no_single_sign_on_and_passwords_are_on(monkeypatch):
+    for name in SSO:
+        monkeypatch.delenv(name, raising=False)
+    loaded = load_settings(monkeypatch, **PRODUCTION_LIKE)
+    assert (loaded["SINGLE_SIGN_ON"], loaded["DASHBOARD_PASSWORD_SIGN_IN"]) == (False, "on")
+
+
+def test_with_an_issuer_passwords_default_to_break_glass_and_the_map_is_read(monkeypatch):
+    loaded = load_settings(
+        monkeypatch,
+        **PRODUCTION_LIKE,
+        **SSO,
+        DASHBOARD_OIDC_GROUP_MAP="kyc-staff=Compliance staff, kyc-audit = Compliance auditors",
+        DASHBOARD_OIDC_TRUSTED_AMR="mfa,hwk",
+    )
+    assert loaded["SINGLE_SIGN_ON"] is True
+    assert loaded["DASHBOARD_PASSWORD_SIGN_IN"] == "break-glass"
+    assert loaded["DASHBOARD_OIDC_GROUP_MAP"] == {
+        "kyc-staff": "Compliance staff",
+        "kyc-audit": "Compliance auditors",
+    }
+    assert loaded["DASHBOARD_OIDC_TRUSTED_AMR"] == ["mfa", "hwk"]
+    assert loaded["DASHBOARD_OIDC_RECHECK_SECONDS"] == 300
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"DASHBOARD_OIDC_ISSUER": "http://login.example.com"},
+            "DASHBOARD_OIDC_ISSUER must be an https:// URL",
+        ),
+        ({"DASHBOARD_OIDC_ISSUER": "login.example.com"}, "DASHBOARD_OIDC_ISSUER must be an http(s) URL"),
+        (
+            {"DASHBOARD_OIDC_CLIENT_SECRET": ""},
+            "DASHBOARD_OIDC_CLIENT_ID and DASHBOARD_OIDC_CLIENT_SECRET must be",
+        ),
+        (
+            {"DASHBOARD_OIDC_GROUP_MAP": "kyc-staff"},
+            "DASHBOARD_OIDC_GROUP_MAP must read idp-group=Django group",
+        ),
+        (
+            {"DASHBOARD_PASSWORD_SIGN_IN": "sometimes"},
+            "DASHBOARD_PASSWORD_SIGN_IN must be on, break-glass or off",
+        ),
+        ({"DASHBOARD_OIDC_RECHECK_SECONDS": "0"}, "DASHBOARD_OIDC_RECHECK_SECONDS must be between 1"),
+    ],
+)
+def test_bad_single_sign_on_values_fail_at_start_up_naming_the_variable(monkeypatch, environment, message):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
+        load_settings(monkeypatch, **(PRODUCTION_LIKE | SSO | environment))
+
+
+def test_plain_http_is_accepted_for_an_issuer_on_this_machine_only(monkeypatch):
+    loaded = load_settings(
+        monkeypatch, **PRODUCTION_LIKE, **(SSO | {"DASHBOARD_OIDC_ISSUER": "http://127.0.0.1:8002"})
+    )
+    assert loaded["DASHBOARD_OIDC_ISSUER"] == "http://127.0.0.1:8002"
+
+
+def test_passwords_off_without_single_sign_on_would_let_nobody_in(monkeypatch):
+    monkeypatch.delenv("DASHBOARD_OIDC_ISSUER", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="nobody could sign in"):
+        load_settings(monkeypatch, **PRODUCTION_LIKE, DASHBOARD_PASSWORD_SIGN_IN="off")
