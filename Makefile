@@ -8,13 +8,30 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
 # `make run` talks to the local stand-in of the Align API, never to a real environment.
-# Other ports when these are taken: `make run PORT=9000 STUB_PORT=9001`.
+# `make run SSO=1` also signs in through a local identity provider (docs/single-sign-on.md).
+# Other ports when these are taken: `make run PORT=9000 STUB_PORT=9001 SSO_PORT=9002`.
 PORT ?= 8000
 STUB_PORT ?= 8001
+SSO_PORT ?= 8002
 RUN_ENV := DJANGO_DEBUG=1 \
 	ALIGN_API_BASE_URL=http://127.0.0.1:$(STUB_PORT) \
 	ALIGN_API_KEY=local-stand-in-key \
 	ALIGN_WEBHOOKS_ENABLED=1
+SIGN_IN := log in as demo / demo
+SSO_STAND_IN :=
+ifeq ($(SSO),1)
+# Its demo people, one per group of this map, are picked on its page; demo / demo still works.
+RUN_ENV += DASHBOARD_OIDC_ISSUER=http://127.0.0.1:$(SSO_PORT) \
+	DASHBOARD_OIDC_CLIENT_ID=kyc-desk-local \
+	DASHBOARD_OIDC_CLIENT_SECRET=local-stand-in-secret \
+	DASHBOARD_OIDC_PROVIDER_NAME="Local identity provider" \
+	DASHBOARD_OIDC_GROUP_MAP="kyc-staff=Compliance staff,kyc-leads=Compliance leads,kyc-auditors=Compliance auditors" \
+	DASHBOARD_OIDC_TRUSTED_AMR=mfa \
+	DASHBOARD_PASSWORD_SIGN_IN=on
+SIGN_IN := Sign in with Local identity provider as sso-staff, sso-lead, sso-auditor or sso-nobody, \
+	or log in as demo / demo; the identity provider is on port $(SSO_PORT)
+SSO_STAND_IN := $(PY) -m dashboard.accounts.sso.standin --port $(SSO_PORT) --demo-users & sso=$$!;
+endif
 
 .PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench bench-bulk
 
@@ -29,11 +46,12 @@ $(STAMP): requirements.txt | $(PY)
 run: $(STAMP)
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py ensure_demo_user
-	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ (log in as demo / demo; the Align stand-in is on port $(STUB_PORT))"
-	@$(RUN_ENV); export DJANGO_DEBUG ALIGN_API_BASE_URL ALIGN_API_KEY ALIGN_WEBHOOKS_ENABLED; \
+	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ ($(SIGN_IN); the Align stand-in is on port $(STUB_PORT))"
+	@export $(RUN_ENV); \
 	$(PY) manage.py align_stub --port $(STUB_PORT) --generate 500 \
 		--webhook-url http://127.0.0.1:$(PORT)/webhooks/align/ & stub=$$!; \
-	trap 'kill $$stub 2>/dev/null; wait $$stub 2>/dev/null' EXIT INT TERM; \
+	$(SSO_STAND_IN) \
+	trap 'kill $$stub $$sso 2>/dev/null; wait $$stub $$sso 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Production: debug off, so DJANGO_SECRET_KEY and the rest of docs/operations.md, "Deploying", must be set.

@@ -4,6 +4,7 @@ import copy
 import ipaddress
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import responses
@@ -12,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
+from tests.support.identity_provider import IdentityProvider, running_identity_provider
 
 STAFF_USERNAME = "jane"
 STAFF_PASSWORD = "correct horse battery"
@@ -109,3 +111,14 @@ def staff_client(staff_user) -> Client:
 @pytest.fixture
 def htmx_headers() -> dict[str, str]:
     return {"HX-Request": "true"}
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Iterator[IdentityProvider]:
+    """The local identity provider in a process of its own, started for the first test that asks.
+
+    Shared by the whole run and without demo users: each test sets the people it signs in as
+    (identity_provider.set_user) under subjects of its own.
+    """
+    with running_identity_provider() as provider:
+        yield provider
