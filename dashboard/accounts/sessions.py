@@ -106,7 +106,11 @@ def log_sign_in_failed(sender, credentials, request: HttpRequest | None = None, 
     """No username on this line: a mistyped password in the username field would land in the log.
 
     Recorded against the account the username names, if one does; what was typed is never kept.
+    A refused single sign-on (its credentials carry the nonce) is logged and recorded by
+    dashboard/accounts/sso/views.py, in its own words.
     """
+    if "nonce" in credentials:
+        return
     logger.warning("Sign-in failed", extra={"client_ip": client_ip(request) if request else "-"})
     user = account_named(credentials.get(get_user_model().USERNAME_FIELD))
     if user is not None:

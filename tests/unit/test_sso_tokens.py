@@ -82,7 +82,10 @@ def test_a_token_that_checks_out_gives_its_claims(idp):
         (lambda: id_token(nonce="a-nonce-from-another-sign-in"), jwt.InvalidTokenError),
         (lambda: id_token(nonce=None), jwt.InvalidTokenError),
         (lambda: id_token(kid="a-key-the-provider-never-had"), jwt.InvalidKeyError),
-        (lambda: id_token(key="the-client-secret-long-enough-for-hs256-keys", algorithm="HS256"), jwt.InvalidAlgorithmError),
+        (
+            lambda: id_token(key="the-client-secret-long-enough-for-hs256-keys", algorithm="HS256"),
+            jwt.InvalidAlgorithmError,
+        ),
     ],
     ids=[
         "signed by another key",

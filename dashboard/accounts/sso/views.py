@@ -34,6 +34,9 @@ DEACTIVATED_MESSAGE = (
     "{provider} signed you in, but your KYC Desk account is deactivated. "
     "Ask an administrator to reactivate it."
 )
+# A state this browser never sent, or one already used: a forged or replayed callback, or a callback
+# URL taken to another browser.
+STATE_UNKNOWN = "the callback's state is not one this browser started"
 
 
 def _words(template: str) -> str:
@@ -70,17 +73,18 @@ class SignInCallbackView(OIDCAuthenticationCallbackView):
     def get(self, request: HttpRequest) -> HttpResponse:
         _require_single_sign_on()
         self.refusal = ""
+        self.message = REFUSED_MESSAGE
         if request.GET.get("error"):
             # The provider's own words are not shown: they are its, and may echo what was sent.
             self.refusal = "the identity provider answered an error"
             self.message = PROVIDER_SAID_NO_MESSAGE
-        else:
-            self.message = REFUSED_MESSAGE
+        elif "state" in request.GET and request.GET["state"] not in request.session.get("oidc_states", {}):
+            self.refusal = STATE_UNKNOWN
+            return self.login_failure()
         try:
             return super().get(request)
         except SuspiciousOperation:
-            # A state this browser never sent, or one already used: forged, replayed, or a second tab.
-            self.refusal = "the callback's state is not one this browser started"
+            self.refusal = STATE_UNKNOWN
             return self.login_failure()
 
     def login_failure(self) -> HttpResponse:
