@@ -14,7 +14,13 @@ AUDITORS = "Compliance auditors"
 EXPECTED_GROUPS = {
     STAFF: {"customers.lookup_customer"},
     # Given by 0008 (issue #13): the received webhook events are part of the record auditors read.
-    AUDITORS: {"customers.view_auditevent", "customers.export_auditevent", "customers.view_kycwebhookevent"},
+    # And by 0011 (issue #20): the whole sign-in trail, where refused single sign-ons show.
+    AUDITORS: {
+        "customers.view_auditevent",
+        "customers.export_auditevent",
+        "customers.view_kycwebhookevent",
+        "accounts.view_signinevent",
+    },
 }
 AUDIT_LOG = "/admin/customers/auditevent/"
 

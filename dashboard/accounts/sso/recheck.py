@@ -10,6 +10,7 @@ nothing but that request taking a moment longer; a refused one is signed out.
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -50,14 +51,34 @@ class SingleSignOnRecheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated and session.is_single_sign_on(request):
-            if not settings.SINGLE_SIGN_ON:
-                return _end(request, "single sign-on is off", SINGLE_SIGN_ON_OFF_MESSAGE)
-            if session.seconds_since_check(request) >= settings.DASHBOARD_OIDC_RECHECK_SECONDS:
-                ended = _recheck(request)
-                if ended is not None:
-                    return ended
-        return self.get_response(request)
+        if not (request.user.is_authenticated and session.is_single_sign_on(request)):
+            return self.get_response(request)
+        if not settings.SINGLE_SIGN_ON:
+            return _end(request, "single sign-on is off", SINGLE_SIGN_ON_OFF_MESSAGE)
+        if session.seconds_since_check(request) >= settings.DASHBOARD_OIDC_RECHECK_SECONDS:
+            ended = _recheck(request)
+            if ended is not None:
+                return ended
+        response = self.get_response(request)
+        _let_logout_reach_the_provider(response)
+        return response
+
+
+def _let_logout_reach_the_provider(response: HttpResponse) -> None:
+    """Allow the page's Log out form to end at the provider's end-session page.
+
+    Browsers hold a form's redirects to the page's CSP form-action, which is 'self' everywhere
+    else: the provider's origin is added on the pages of a session it signed in, and only there.
+    """
+    try:
+        end_session = provider.endpoints().end_session_endpoint
+    except ProviderUnavailable:
+        return
+    if end_session:
+        parts = urlsplit(end_session)
+        update = dict(getattr(response, "_csp_update", None) or {})
+        update["form-action"] = [*update.get("form-action", []), f"{parts.scheme}://{parts.netloc}"]
+        response._csp_update = update
 
 
 def _recheck(request: HttpRequest) -> HttpResponse | None:
