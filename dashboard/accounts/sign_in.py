@@ -15,8 +15,23 @@ from dashboard.accounts.passwords import password_sign_in_mode
 PASSWORDS_OFF_MESSAGE = "Password sign-in is turned off here. Sign in with {provider} instead."
 
 
+BREAK_GLASS_REFUSED_MESSAGE = (
+    "Please enter a correct username and password. Only superusers may sign in with a password here; "
+    "everyone else signs in with {provider}."
+)
+
+
 class PasswordSignInForm(AuthenticationForm):
-    """Django's form, saying plainly that passwords are off rather than that the password was wrong."""
+    """Django's form, saying plainly that passwords are off, or for superusers only, when they are."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if password_sign_in_mode() == "break-glass":
+            self.error_messages = self.error_messages | {
+                "invalid_login": BREAK_GLASS_REFUSED_MESSAGE.format(
+                    provider=settings.DASHBOARD_OIDC_PROVIDER_NAME
+                )
+            }
 
     def clean(self):
         if password_sign_in_mode() == "off":

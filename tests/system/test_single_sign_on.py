@@ -408,6 +408,9 @@ def test_break_glass_lets_only_superusers_in_with_a_password_logged_at_warning(
     assert SignInEvent.objects.get(kind=SignInEvent.Kind.BREAK_GLASS).user == password_people[0]
     client.post("/accounts/logout/")
     refused = password_sign_in(Client(), "clerk")
+    assert "Only superusers may sign in with a password here; everyone else signs in with Acme SSO." in (
+        refused.content.decode()
+    )
     assert refused.status_code == 200
     assert not refused.wsgi_request.user.is_authenticated
 
