@@ -212,8 +212,13 @@ def peak_rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Gunicorn]:
-    """`make serve`'s last step: gunicorn with the root gunicorn.conf.py, on a free port."""
+def gunicorn(
+    env: dict[str, str], log_path: Path, probe_headers: dict[str, str] | None = None
+) -> Iterator[Gunicorn]:
+    """`make serve`'s last step: gunicorn with the root gunicorn.conf.py, on a free port.
+
+    Ready when the login page answers 200 to a request with `probe_headers` (behind nginx, the
+    X-Forwarded-Proto it would send)."""
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py"]
@@ -232,7 +237,10 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[Gunicorn]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"gunicorn did not start; its log is {log_path}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/accounts/login/", timeout=1).status_code == 200:
+                if (
+                    requests.get(f"{url}/accounts/login/", headers=probe_headers, timeout=1).status_code
+                    == 200
+                ):
                     break
             time.sleep(0.1)
         yield Gunicorn(process, url)
