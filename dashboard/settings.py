@@ -297,21 +297,29 @@ else:
         }
     }
 
-# Redis when REDIS_URL is set, shared by every instance; this process's memory otherwise.
+# Two caches: "default", for what each process may keep to itself, and "shared" (SHARED_CACHE), for
+# what every worker and instance must see: a bulk lookup's rows, the webhook rate limit, the
+# new-KYC-session guard (dashboard/ops/shared_cache.py). Redis holds both when REDIS_URL is set.
 REDIS_URL = env_redis_url("REDIS_URL")
+SHARED_CACHE = "shared"
+# Without REDIS_URL the shared cache is a table of the database, made by `manage.py createcachetable`.
+SHARED_CACHE_TABLE = "kycdesk_shared_cache"
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    CACHES = {"default": REDIS_CACHE, SHARED_CACHE: REDIS_CACHE}
     # Sessions in the cache alone (docs/operations.md, "Database and cache"): no database write per request
     # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
     SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 else:
-    # A bulk lookup keeps a key per row (customers.services.bulk): room for a few batches of 500 before
-    # the cache starts dropping entries (locmem's default is 300).
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "OPTIONS": {"MAX_ENTRIES": 5000},
-        }
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        SHARED_CACHE: {
+            "BACKEND": "dashboard.ops.shared_cache.DatabaseCache",
+            "LOCATION": SHARED_CACHE_TABLE,
+            # Expired entries are deleted once the table holds more than this; live ones (rows of
+            # running batches: a few thousand at most) stay far below it, so none is dropped early.
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        },
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
