@@ -305,11 +305,19 @@ SHARED_CACHE = "shared"
 # Without REDIS_URL the shared cache is a table of the database, made by `manage.py createcachetable`.
 SHARED_CACHE_TABLE = "kycdesk_shared_cache"
 if REDIS_URL:
-    REDIS_CACHE = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    REDIS_CACHE = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # A Redis that stops answering without closing its connections (a paused server, a lost
+        # network) fails a request after 2 s instead of redis-py's 5: it answers within a millisecond
+        # when it works, and each such wait holds a thread (docs/operations.md, "When Redis stops").
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
     CACHES = {"default": REDIS_CACHE, SHARED_CACHE: REDIS_CACHE}
     # Sessions in the cache alone (docs/operations.md, "Database and cache"): no database write per request
-    # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does. Django's
+    # cache store, except that a Redis it can't reach is a 503 saying so, not a signed-out user.
+    SESSION_ENGINE = "dashboard.ops.session_store"
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

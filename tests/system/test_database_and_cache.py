@@ -100,7 +100,15 @@ def test_a_redis_url_selects_the_redis_cache_for_both_caches_and_sessions_in_it(
     for alias in ("default", "shared"):
         assert loaded["CACHES"][alias]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
         assert loaded["CACHES"][alias]["LOCATION"] == "redis://cache.internal:6379/2"
-    assert loaded["SESSION_ENGINE"] == "django.contrib.sessions.backends.cache"
+    assert loaded["SESSION_ENGINE"] == "dashboard.ops.session_store"
+
+
+def test_a_redis_that_stops_answering_fails_a_request_within_seconds(monkeypatch):
+    caches = load_settings(monkeypatch, REDIS_URL="redis://cache.internal:6379/2")["CACHES"]
+    options = caches["default"]["OPTIONS"]
+
+    assert 0 < options["socket_connect_timeout"] <= 5
+    assert 0 < options["socket_timeout"] <= 5
 
 
 def test_without_redis_url_the_shared_cache_is_the_database_and_sessions_in_it(monkeypatch):
