@@ -324,8 +324,9 @@ else:
         SHARED_CACHE: {
             "BACKEND": "dashboard.ops.shared_cache.DatabaseCache",
             "LOCATION": SHARED_CACHE_TABLE,
-            # Expired entries are deleted once the table holds more than this; live ones (rows of
-            # running batches: a few thousand at most) stay far below it, so none is dropped early.
+            # Expired entries are deleted once the table holds more than this. Live ones are mostly
+            # rows of running batches, at most 4 batches of 500 per worker: below it up to 25 workers,
+            # so none is dropped before its time.
             "OPTIONS": {"MAX_ENTRIES": 50_000},
         },
     }
