@@ -45,6 +45,7 @@ $(STAMP): requirements.txt | $(PY)
 
 run: $(STAMP)
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py createcachetable
 	$(RUN_ENV) $(PY) manage.py ensure_demo_user
 	@echo "KYC Desk: http://127.0.0.1:$(PORT)/ ($(SIGN_IN); the Align stand-in is on port $(STUB_PORT))"
 	@export $(RUN_ENV); \
@@ -56,9 +57,12 @@ run: $(STAMP)
 
 # Production: debug off, so DJANGO_SECRET_KEY and the rest of docs/operations.md, "Deploying", must be set.
 # gunicorn.conf.py binds $${BIND:-127.0.0.1}:$${PORT:-8000}; several instances run side by side on
-# other ports (`make serve PORT=8101`). exec: gunicorn replaces the shell and gets its signals.
+# other ports (`make serve PORT=8101`). createcachetable makes the shared cache's table when there
+# is no REDIS_URL (dashboard/ops/shared_cache.py), and does nothing when it is there already.
+# exec: gunicorn replaces the shell and gets its signals.
 serve: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --noinput
 	BIND="$(BIND)" PORT="$(PORT)" exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 

@@ -302,21 +302,38 @@ else:
         }
     }
 
-# Redis when REDIS_URL is set, shared by every instance; this process's memory otherwise.
+# Two caches: "default", for what each process may keep to itself, and "shared" (SHARED_CACHE), for
+# what every worker and instance must see: a bulk lookup's rows, the webhook rate limit, the
+# new-KYC-session guard (dashboard/ops/shared_cache.py). Redis holds both when REDIS_URL is set.
 REDIS_URL = env_redis_url("REDIS_URL")
+SHARED_CACHE = "shared"
+# Without REDIS_URL the shared cache is a table of the database, made by `manage.py createcachetable`.
+SHARED_CACHE_TABLE = "kycdesk_shared_cache"
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    REDIS_CACHE = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # A Redis that stops answering without closing its connections (a paused server, a lost
+        # network) fails a request after 2 s instead of redis-py's 5: it answers within a millisecond
+        # when it works, and each such wait holds a thread (docs/operations.md, "When Redis stops").
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+    CACHES = {"default": REDIS_CACHE, SHARED_CACHE: REDIS_CACHE}
     # Sessions in the cache alone (docs/operations.md, "Database and cache"): no database write per request
-    # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    # for the idle timeout, and a database outage does not sign anyone out. Losing Redis does. Django's
+    # cache store, except that a Redis it can't reach is a 503 saying so, not a signed-out user.
+    SESSION_ENGINE = "dashboard.ops.session_store"
 else:
-    # A bulk lookup keeps a key per row (customers.services.bulk): room for a few batches of 500 before
-    # the cache starts dropping entries (locmem's default is 300).
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "OPTIONS": {"MAX_ENTRIES": 5000},
-        }
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        SHARED_CACHE: {
+            "BACKEND": "dashboard.ops.shared_cache.DatabaseCache",
+            "LOCATION": SHARED_CACHE_TABLE,
+            # Expired entries are deleted once the table holds more than this. Live ones are mostly
+            # rows of running batches, at most 4 batches of 500 per worker: below it up to 25 workers,
+            # so none is dropped before its time.
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        },
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 

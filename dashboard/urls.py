@@ -32,3 +32,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
 ]
+
+# An error raised by a middleware while the database or Redis is out is a 503 saying so, not a 500.
+handler500 = "dashboard.ops.server_error.server_error"

@@ -12,13 +12,13 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.utils import timezone
 
 from customers.align.client import KycSession
 from customers.align.records import Customer, Kyc
 from customers.services import audit, audited_calls
+from dashboard.ops.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +64,16 @@ def start(
     if started_since is not None:
         return started_since
     key = guard_key(customer_id)
-    # cache.add is atomic in every backend: of two concurrent starts, exactly one gets the key.
-    if not cache.add(key, {"user": actor.user.get_username(), "at": now.isoformat()}, GUARD_SECONDS):
-        guard = cache.get(key)
+    # add is atomic in either store of the shared cache, Redis or the database (dashboard.ops.shared_cache):
+    # of two concurrent starts, on any workers, exactly one gets the key.
+    if not shared_cache.add(key, {"user": actor.user.get_username(), "at": now.isoformat()}, GUARD_SECONDS):
+        guard = shared_cache.get(key)
         if guard is None:
             return StartedLately()
         return StartedLately(username=guard["user"], at=datetime.fromisoformat(guard["at"]))
     started = audited_calls.start_kyc_session(actor, customer_id)
     if started.failure is not None:
-        cache.delete(key)
+        shared_cache.delete(key)
     return started
 
 

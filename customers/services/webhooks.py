@@ -16,13 +16,12 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from redis import RedisError
 
 from customers.align.webhooks import Delivery
 from customers.models import KycWebhookEvent
 from customers.services.decisions import stored_status_code, stored_sub_status_code
+from dashboard.ops.shared_cache import UNAVAILABLE_ERRORS, shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -89,24 +88,26 @@ class RateDecision:
 
 
 def take_rate(address: str, *, now: float | None = None) -> RateDecision:
-    """Count a delivery against its source address's minute, in the cache every instance shares.
+    """Count a delivery against its source address's minute, in the cache every process shares.
 
     A fixed window per address: simple, and generous enough (ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE)
     that Align's bursts pass while a flood from one address is refused before its body is read.
-    When the cache cannot be reached the delivery is let through: the signature still guards the
-    door, and a Redis outage must not lose Align's deliveries.
+    The count is atomic in either store of that cache (Redis, or the database without it:
+    dashboard/ops/shared_cache.py), so deliveries spread over workers and instances are counted
+    once each. When the cache cannot be reached the delivery is let through: the signature still
+    guards the door, and a Redis outage must not lose Align's deliveries.
     """
     now = time.time() if now is None else now
     window = int(now // RATE_WINDOW_SECONDS)
     key = f"{RATE_KEY_PREFIX}:{window}:{address or 'unknown'}"
     try:
-        cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
+        shared_cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
         try:
-            count = cache.incr(key)
+            count = shared_cache.incr(key)
         except ValueError:  # the key expired between add and incr: this delivery opens the count
-            cache.set(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
+            shared_cache.set(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
             count = 1
-    except (RedisError, OSError):
+    except UNAVAILABLE_ERRORS:
         logger.exception("Align webhook: the rate limit could not be counted; the delivery is let through")
         return RateDecision(allowed=True)
     limit = settings.ALIGN_WEBHOOK_RATE_LIMIT_PER_MINUTE

@@ -1,9 +1,10 @@
 """Liveness (/healthz) and readiness (/readyz) for the orchestrator, and the probe middleware.
 
-Readiness runs django-health-check's own Database and Cache checks, plus two of ours it has no
-check for (migrations applied, an API key configured), and answers with one short reason per
-check. The library's messages are never shown: a database error's text can name the host, so
-a failed library check reads only "unreachable", and only our own checks word their reasons.
+Readiness runs django-health-check's own Database and Cache checks, plus three of ours it has no
+check for (migrations applied, a database cache's table made, an API key configured), and answers
+with one short reason per check. The library's messages are never shown: a database error's text
+can name the host, so a failed library check reads only "unreachable", and only our own checks
+word their reasons.
 """
 
 import asyncio
@@ -12,7 +13,9 @@ from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.core.cache import caches
+from django.core.cache.backends.db import BaseDatabaseCache
+from django.db import DatabaseError, connections, router
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import resolve
@@ -57,6 +60,29 @@ class MigrationsApplied(HealthCheck):
 
 
 @dataclasses.dataclass
+class CacheTableMade(HealthCheck):
+    """A cache kept in the database (the shared cache without Redis) has its table.
+
+    `manage.py createcachetable` makes it, not `migrate`: without it bulk lookups can't start.
+    Whether the database answers is the database check's to say; this one only reads, so a
+    database that can't be written, whose pages still load, does not make the instance unready.
+    """
+
+    alias: str = "default"
+
+    def run(self) -> None:
+        table = settings.CACHES[self.alias]["LOCATION"]
+        connection = connections[router.db_for_read(caches[self.alias].cache_model_class)]
+        try:
+            with connection.temporary_connection():
+                tables = connection.introspection.table_names()
+        except DatabaseError as error:
+            raise NotReady("not checked: the database is unreachable") from error
+        if table not in tables:
+            raise NotReady("its table is missing: run manage.py createcachetable")
+
+
+@dataclasses.dataclass
 class AlignApiKeyConfigured(HealthCheck):
     """ALIGN_API_KEY is set: without it every lookup fails."""
 
@@ -79,11 +105,20 @@ def register_readiness_check(name: str, check: Callable[[], HealthCheck | None])
 
 
 def readiness_checks() -> dict[str, HealthCheck]:
-    """The checks by the name the answer gives them; a cache only when one is configured."""
+    """The checks by the name the answer gives them; a cache only when it is not in this process.
+
+    A cache configured under two aliases (with REDIS_URL, the default and the shared cache are
+    one Redis) is checked once, under the first.
+    """
     checks: dict[str, HealthCheck] = {"database": Database(), "migrations": MigrationsApplied()}
+    checked: list[dict] = []
     for alias, cache in settings.CACHES.items():
-        if cache["BACKEND"] not in PROCESS_LOCAL_CACHES:
-            checks["cache" if alias == "default" else f"cache {alias}"] = Cache(alias=alias)
+        if cache["BACKEND"] in PROCESS_LOCAL_CACHES or cache in checked:
+            continue
+        checked.append(cache)
+        name = "cache" if alias == "default" else f"cache {alias}"
+        in_database = isinstance(caches[alias], BaseDatabaseCache)
+        checks[name] = CacheTableMade(alias=alias) if in_database else Cache(alias=alias)
     checks["api_key"] = AlignApiKeyConfigured()
     for name, make_check in REGISTERED_CHECKS.items():
         if (check := make_check()) is not None:

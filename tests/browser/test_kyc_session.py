@@ -9,11 +9,11 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from playwright.sync_api import Page, expect
 
 from customers.align.standin.demo import STUB_FLOW_BASE, DemoId
 from customers.align.standin.server import serving
+from dashboard.ops.shared_cache import shared_cache
 from tests.browser.test_accessibility import PHONE, axe_violations
 from tests.conftest import STAND_IN_KEY
 
@@ -109,7 +109,9 @@ def test_a_second_start_within_the_minute_is_answered_in_the_card(lead_page, das
     page = lead_page
     open_customer(page, dashboard_url, REJECTED)
     # A second tab started one a moment ago: this page still shows the button.
-    cache.add(f"kycdesk:kyc-session:{REJECTED}", {"user": "sam", "at": "2026-11-25T14:05:00+00:00"}, 60)
+    shared_cache.add(
+        f"kycdesk:kyc-session:{REJECTED}", {"user": "sam", "at": "2026-11-25T14:05:00+00:00"}, 60
+    )
     try:
         calls_before = session_stand_in.calls
         page.get_by_role("button", name=BUTTON).click()
@@ -122,4 +124,4 @@ def test_a_second_start_within_the_minute_is_answered_in_the_card(lead_page, das
         )
         assert session_stand_in.calls == calls_before + 1  # the lookup, never a start
     finally:
-        cache.delete(f"kycdesk:kyc-session:{REJECTED}")
+        shared_cache.delete(f"kycdesk:kyc-session:{REJECTED}")

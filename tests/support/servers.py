@@ -128,9 +128,15 @@ user.user_permissions.add(Permission.objects.get(codename="lookup_customer"))
 
 
 def prepare(env: dict[str, str], users_script: str, *, timeout: float = 60) -> None:
-    """migrate, collectstatic (debug off, pages link the hashed copies only it makes, as `make
-    serve` does) and the users, each in its own manage.py process with this environment."""
-    for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"], ["shell", "-c", users_script]):
+    """What `make serve` does before gunicorn starts, then the users: migrate, createcachetable (the
+    shared cache's table without REDIS_URL), collectstatic (debug off, pages link the hashed copies
+    only it makes), each in its own manage.py process with this environment."""
+    for command in (
+        ["migrate", "--noinput"],
+        ["createcachetable"],
+        ["collectstatic", "--noinput"],
+        ["shell", "-c", users_script],
+    ):
         run_quietly([sys.executable, "manage.py", *command], env=env, timeout=timeout)
 
 

@@ -188,12 +188,11 @@ def start_postgresql(workdir: Path, database_url: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def redis(workdir: Path) -> Iterator[str]:
+def start_redis(workdir: Path, port: int) -> subprocess.Popen:
+    """redis-server on this loopback port, keeping nothing on disk, once it listens."""
     program = shutil.which("redis-server")
     if program is None:
         raise SystemExit("redis-server was not found: install Debian's redis-server package.")
-    port = free_port()
     server = subprocess.Popen(  # noqa: S603  (our own programs and arguments)
         [
             program,
@@ -216,6 +215,17 @@ def redis(workdir: Path) -> Iterator[str]:
     )
     try:
         wait_for_port(port, server, "Redis")
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def redis(workdir: Path) -> Iterator[str]:
+    port = free_port()
+    server = start_redis(workdir, port)
+    try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(server)

@@ -94,20 +94,28 @@ def test_a_bad_database_url_names_the_variable_and_not_the_password(monkeypatch,
     assert "s3cret-pw" not in str(raised.value)
 
 
-def test_a_redis_url_selects_the_redis_cache_and_sessions_in_it(monkeypatch):
+def test_a_redis_url_selects_the_redis_cache_for_both_caches_and_sessions_in_it(monkeypatch):
     loaded = load_settings(monkeypatch, REDIS_URL="redis://cache.internal:6379/2")
 
-    assert loaded["CACHES"]["default"] == {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://cache.internal:6379/2",
-    }
-    assert loaded["SESSION_ENGINE"] == "django.contrib.sessions.backends.cache"
+    for alias in ("default", "shared"):
+        assert loaded["CACHES"][alias]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+        assert loaded["CACHES"][alias]["LOCATION"] == "redis://cache.internal:6379/2"
+    assert loaded["SESSION_ENGINE"] == "dashboard.ops.session_store"
 
 
-def test_without_redis_url_the_cache_is_local_memory_and_sessions_in_the_database(monkeypatch):
+def test_a_redis_that_stops_answering_fails_a_request_within_seconds(monkeypatch):
+    caches = load_settings(monkeypatch, REDIS_URL="redis://cache.internal:6379/2")["CACHES"]
+    options = caches["default"]["OPTIONS"]
+
+    assert 0 < options["socket_connect_timeout"] <= 5
+    assert 0 < options["socket_timeout"] <= 5
+
+
+def test_without_redis_url_the_shared_cache_is_the_database_and_sessions_in_it(monkeypatch):
     loaded = load_settings(monkeypatch)
 
     assert loaded["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert loaded["CACHES"]["shared"]["BACKEND"] == "dashboard.ops.shared_cache.DatabaseCache"
     assert loaded["SESSION_ENGINE"] == "django.contrib.sessions.backends.db"
 
 

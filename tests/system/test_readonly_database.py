@@ -25,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,14 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import IntegrityError
 from django.test import Client
+from django_otp.oath import totp
 
 from customers.align.standin.demo import DemoId
 from customers.align.standin.server import serving
-from dashboard.accounts.sessions import SESSION_REFRESHED_KEY
+from dashboard.accounts.sessions import SESSION_REFRESHED_KEY, SESSION_STARTED_KEY
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
 from tests.support.servers import (
+    CSRF_FIELD,
     free_loopback_port,
     gunicorn_command,
     login_page_answers,
@@ -57,6 +60,12 @@ from tests.support.servers import (
 STAND_IN_KEY = "read-only-test-stand-in-key"
 USERNAME = "read-only-tester"
 PASSWORD = "read-only test password, not used anywhere else"
+# Signed in before the database turns read-only, each for the tests of one page.
+LEAVING_USERNAME = "read-only-leaving"
+EXPIRING_USERNAME = "read-only-expiring"
+ADMIN_USERNAME = "read-only-admin"
+VERIFYING_USERNAME = "read-only-verifying"
+TOTP_KEY = "3132333435363738393031323334353637383930"  # RFC 6238's test key, as django-otp keeps it
 HTTP_TIMEOUT_SECONDS = 10
 COMMAND_TIMEOUT_SECONDS = 60
 READY_WITHIN_SECONDS = 15
@@ -76,6 +85,30 @@ with connection.cursor() as cursor:
     print(cursor.fetchone()[0])
 """
 # Ages the idle clock of every session, so that each request made later tries to save its session.
+OTHER_USERS = f"""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django_otp.plugins.otp_totp.models import TOTPDevice
+users = get_user_model().objects
+lookup = Permission.objects.get(codename="lookup_customer")
+for name in ({LEAVING_USERNAME!r}, {EXPIRING_USERNAME!r}, {VERIFYING_USERNAME!r}):
+    users.create_user(name, password={PASSWORD!r}).user_permissions.add(lookup)
+users.create_superuser({ADMIN_USERNAME!r}, password={PASSWORD!r})
+verifying = users.get(username={VERIFYING_USERNAME!r})
+TOTPDevice.objects.create(user=verifying, name="Authenticator app", key={TOTP_KEY!r}, confirmed=True)
+"""
+# Moves the start of the expiring user's session back past DASHBOARD_SESSION_MAX_HOURS.
+SESSION_LIMIT_PASSED = f"""
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+user_id = str(get_user_model().objects.get(username={EXPIRING_USERNAME!r}).pk)
+for key in Session.objects.values_list("session_key", flat=True):
+    session = SessionStore(session_key=key)
+    if session.get("_auth_user_id") == user_id:
+        session[{SESSION_STARTED_KEY!r}] = 0
+        session.save()
+"""
 IDLE_CLOCK_DUE = f"""
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
@@ -156,8 +189,31 @@ def stop(process: subprocess.Popen) -> None:
     stop_process_group(process, within=STOP_WITHIN_SECONDS)
 
 
-def sign_in(session: requests.Session, url: str, password: str) -> requests.Response:
-    return post_login(session, url, USERNAME, password, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+def sign_in(
+    session: requests.Session, url: str, password: str, *, username: str = USERNAME
+) -> requests.Response:
+    return post_login(session, url, username, password, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+
+
+def signed_in_as(url: str, username: str) -> requests.Session:
+    session = requests.Session()
+    assert sign_in(session, url, PASSWORD, username=username).status_code == 302
+    return session
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """The dashboard's address over the read-only database, sessions signed in before, its folder."""
+
+    url: str
+    signed_in: requests.Session
+    directory: Path
+    # Each signed in before, for the page of one test: signing out, a session past its limit, the
+    # admin, and a password-only session held at the two-factor page.
+    leaving: requests.Session
+    expiring: requests.Session
+    admin: requests.Session
+    verifying: requests.Session
 
 
 def hold_open(database: Path) -> subprocess.Popen:
@@ -196,23 +252,32 @@ def read_only(request, stand_in, tmp_path_factory):
     directory.mkdir()
     database = directory / "dashboard.sqlite3"
     env = dashboard_env(database, align_url=stand_in.base_url)
-    prepare(env, staff_user_script(USERNAME, PASSWORD), timeout=COMMAND_TIMEOUT_SECONDS)
+    prepare(env, staff_user_script(USERNAME, PASSWORD) + OTHER_USERS, timeout=COMMAND_TIMEOUT_SECONDS)
 
     holder = hold_open(database) if request.param == "wal-left-behind" else None
     server = None
     try:
         server, url = start_gunicorn(env, workspace / "writable.log", prefix=[])
-        signed_in = requests.Session()
-        assert sign_in(signed_in, url, PASSWORD).status_code == 302
+        signed_in = signed_in_as(url, USERNAME)
+        others = {
+            name: signed_in_as(url, username)
+            for name, username in (
+                ("leaving", LEAVING_USERNAME),
+                ("expiring", EXPIRING_USERNAME),
+                ("admin", ADMIN_USERNAME),
+                ("verifying", VERIFYING_USERNAME),
+            )
+        }
         stop(server)
-        run_quietly([sys.executable, "manage.py", "shell", "-c", IDLE_CLOCK_DUE], env=env)
+        for script in (IDLE_CLOCK_DUE, SESSION_LIMIT_PASSED):
+            run_quietly([sys.executable, "manage.py", "shell", "-c", script], env=env)
         if holder is not None:
             kill(holder)
             assert (directory / "dashboard.sqlite3-wal").stat().st_size > 0
         make_read_only(directory)
         assert_cannot_write_in(directory)
         server, url = start_gunicorn(env, workspace / "read-only.log", prefix=unprivileged())
-        yield url, signed_in, directory
+        yield ReadOnly(url, signed_in, directory, **others)
     finally:
         if server is not None and server.poll() is None:
             stop(server)
@@ -222,7 +287,7 @@ def read_only(request, stand_in, tmp_path_factory):
 
 
 def test_login_page_loads(read_only):
-    url, _, _ = read_only
+    url = read_only.url
 
     page = requests.get(f"{url}/accounts/login/", timeout=HTTP_TIMEOUT_SECONDS)
 
@@ -231,7 +296,7 @@ def test_login_page_loads(read_only):
 
 
 def test_signed_in_search_page_loads(read_only):
-    url, signed_in, _ = read_only
+    url, signed_in = read_only.url, read_only.signed_in
 
     page = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
 
@@ -240,7 +305,7 @@ def test_signed_in_search_page_loads(read_only):
 
 
 def test_session_that_cannot_be_saved_stays_signed_in(read_only):
-    url, signed_in, _ = read_only
+    url, signed_in = read_only.url, read_only.signed_in
 
     first = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
     second = signed_in.get(f"{url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
@@ -250,7 +315,7 @@ def test_session_that_cannot_be_saved_stays_signed_in(read_only):
 
 
 def test_lookup_is_paused_without_asking_align(read_only, stand_in):
-    url, signed_in, _ = read_only
+    url, signed_in = read_only.url, read_only.signed_in
     calls_before = stand_in.calls
 
     page = signed_in.get(f"{url}/customers/{DemoId.INDIVIDUAL_APPROVED}/", timeout=HTTP_TIMEOUT_SECONDS)
@@ -261,7 +326,7 @@ def test_lookup_is_paused_without_asking_align(read_only, stand_in):
 
 
 def test_signing_in_says_the_database_cannot_be_written(read_only):
-    url, _, _ = read_only
+    url = read_only.url
     session = requests.Session()
 
     answer = sign_in(session, url, PASSWORD)
@@ -273,9 +338,87 @@ def test_signing_in_says_the_database_cannot_be_written(read_only):
 
 
 def test_wrong_password_is_refused_as_unavailable_when_the_throttle_cannot_count_it(read_only):
-    url, _, _ = read_only
+    url = read_only.url
 
     answer = sign_in(requests.Session(), url, "not the password")
+
+    assert answer.status_code == 503
+    assert SIGN_IN_UNAVAILABLE in answer.text
+
+
+def csrf_token(session: requests.Session, page_url: str) -> str:
+    page = session.get(page_url, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+    token = CSRF_FIELD.search(page.text)
+    assert token, f"no CSRF token on {page_url} (it answered {page.status_code})"
+    return token[1]
+
+
+def post_form(session: requests.Session, page_url: str, fields: dict[str, str]) -> requests.Response:
+    """The form of a page, as a browser posts it: its CSRF token from the page, then the POST."""
+    return session.post(
+        page_url,
+        data=fields | {"csrfmiddlewaretoken": csrf_token(session, page_url)},
+        headers={"Referer": page_url},
+        timeout=HTTP_TIMEOUT_SECONDS,
+        allow_redirects=False,
+    )
+
+
+def test_an_htmx_lookup_is_paused_without_asking_align(read_only, stand_in):
+    calls_before = stand_in.calls
+
+    answer = read_only.signed_in.get(
+        f"{read_only.url}/customers/{DemoId.INDIVIDUAL_APPROVED}/",
+        headers={"HX-Request": "true"},
+        timeout=HTTP_TIMEOUT_SECONDS,
+    )
+
+    assert answer.status_code == 503
+    assert LOOKUPS_PAUSED in answer.text
+    assert stand_in.calls == calls_before
+
+
+def test_signing_out_says_the_database_cannot_be_written(read_only):
+    leaving = read_only.leaving
+    token = csrf_token(leaving, f"{read_only.url}/customers/")
+
+    answer = leaving.post(
+        f"{read_only.url}/accounts/logout/",
+        data={"csrfmiddlewaretoken": token},
+        timeout=HTTP_TIMEOUT_SECONDS,
+        allow_redirects=False,
+    )
+
+    assert answer.status_code == 503
+    assert CANNOT_BE_WRITTEN in answer.text
+
+
+def test_a_session_past_its_limit_is_refused_saying_the_database_cannot_be_written(read_only):
+    """It can't be ended (its row deleted) now, so it is not served either: never a 500."""
+    answer = read_only.expiring.get(
+        f"{read_only.url}/customers/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False
+    )
+
+    assert answer.status_code == 503
+    assert CANNOT_BE_WRITTEN in answer.text
+    assert EXPIRING_USERNAME not in answer.text
+
+
+def test_the_admin_loads_and_a_change_says_the_database_cannot_be_written(read_only):
+    admin = read_only.admin
+    index = admin.get(f"{read_only.url}/admin/", timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+
+    answer = post_form(admin, f"{read_only.url}/admin/auth/group/add/", {"name": "Read-only test"})
+
+    assert index.status_code == 200
+    assert answer.status_code == 503
+    assert CANNOT_BE_WRITTEN in answer.text
+
+
+def test_a_two_factor_code_says_signing_in_is_unavailable(read_only):
+    code = f"{totp(bytes.fromhex(TOTP_KEY)):06d}"
+
+    answer = post_form(read_only.verifying, f"{read_only.url}/accounts/two-factor/verify/", {"token": code})
 
     assert answer.status_code == 503
     assert SIGN_IN_UNAVAILABLE in answer.text
@@ -286,7 +429,7 @@ def test_lookups_work_again_once_the_database_can_be_written(read_only, stand_in
 
     Last of the tests on `read_only`: the database is writable from here on.
     """
-    url, signed_in, directory = read_only
+    url, signed_in, directory = read_only.url, read_only.signed_in, read_only.directory
     for _ in range(4):  # more requests than the server has threads, so each thread opens one
         paused = signed_in.get(f"{url}/customers/{DemoId.INDIVIDUAL_APPROVED}/", timeout=HTTP_TIMEOUT_SECONDS)
         assert paused.status_code == 503

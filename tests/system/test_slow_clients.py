@@ -39,6 +39,7 @@ from tests.support.servers import (
     post_login,
     prepare,
     production_env,
+    run_captured,
     run_quietly,
     running,
     staff_user_script,
@@ -97,6 +98,8 @@ def server_env(stand_in, work_dir) -> dict[str, str]:
         DJANGO_HTTPS_ONLY="1",
         DJANGO_BEHIND_TLS_PROXY="1",
         DASHBOARD_TRUSTED_PROXIES="127.0.0.1",
+        # nginx answers on IPv6 too, where the browser's Host is [::1].
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,[::1]",
     )
     prepare(env, staff_user_script(USERNAME, PASSWORD))
     return env
@@ -129,12 +132,20 @@ def gunicorn_address(server_env, work_dir) -> Iterator[tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def certificate(work_dir) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1, and its key."""
+    """A throwaway self-signed certificate for 127.0.0.1 and ::1, and its key."""
     cert, key = work_dir / "certificate.pem", work_dir / "key.pem"
     run_quietly(
         [
             *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-            *("-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *(
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,IP:::1",
+            ),
             *("-keyout", str(key), "-out", str(cert)),
         ]
     )
@@ -169,6 +180,9 @@ class Nginx:
     http_url: str
     certificate: Path
     access_log: Path
+    # None where this machine has no IPv6 on loopback, and the site's IPv6 lines were commented out.
+    https_ipv6_url: str | None
+    http_ipv6_url: str | None
 
     def session(self) -> requests.Session:
         session = requests.Session()
@@ -178,35 +192,75 @@ class Nginx:
         return session
 
 
+def loopback_has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def free_ipv6_loopback_port() -> int:
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        return probe.getsockname()[1]
+
+
+def site_for_this_machine(placeholders: dict[str, str], *, ipv6: bool) -> str:
+    """deploy/nginx-site.conf filled in; without IPv6, its IPv6 lines commented out as it says to."""
+    site = NGINX_SITE.read_text()
+    if not ipv6:
+        site = re.sub(r"^(\s*)(listen @HTTPS?_LISTEN_IPV6@)", r"\1# \2", site, flags=re.MULTILINE)
+    for placeholder, value in placeholders.items():
+        site = site.replace(placeholder, value)
+    assert not re.search(r"^\s*[^#\s].*@[A-Z_0-9]+@", site, flags=re.MULTILINE), (
+        "a placeholder in deploy/nginx-site.conf was not filled"
+    )
+    return site
+
+
+def nginx_prefix() -> Path:
+    """A folder for nginx's files. Run as root, nginx's workers become nobody, who must reach the
+    paths they write to; pytest's temporary directories are private to their owner, so this one is
+    readable by all."""
+    prefix = Path(tempfile.mkdtemp(prefix="kyc-desk-nginx-"))
+    prefix.chmod(0o755)
+    (prefix / "nginx.conf").write_text(NGINX_MAIN_CONFIG.format(prefix=prefix))
+    return prefix
+
+
+def nginx_command(prefix: Path) -> list[str]:
+    return [NGINX, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+
+
 @pytest.fixture(scope="module")
 def nginx(gunicorn_address, certificate) -> Iterator[Nginx]:
-    """Debian's nginx running deploy/nginx-site.conf, its placeholders filled for this machine."""
+    """Debian's nginx running deploy/nginx-site.conf, its placeholders filled for this machine, on
+    IPv6 too where loopback has it."""
     if not os.access(NGINX, os.X_OK):
         pytest.fail(f"{NGINX} is missing: `make test` installs Debian's nginx-light (or nginx)")
+    ipv6 = loopback_has_ipv6()
     https_port, http_port = free_loopback_port(), free_loopback_port()
+    https_ipv6_port, http_ipv6_port = (
+        (free_ipv6_loopback_port(), free_ipv6_loopback_port()) if ipv6 else (0, 0)
+    )
     placeholders = {
         "@GUNICORN_ADDRESS@": f"{gunicorn_address[0]}:{gunicorn_address[1]}",
         "@HTTP_LISTEN@": f"127.0.0.1:{http_port}",
         "@HTTPS_LISTEN@": f"127.0.0.1:{https_port}",
+        "@HTTP_LISTEN_IPV6@": f"[::1]:{http_ipv6_port}",
+        "@HTTPS_LISTEN_IPV6@": f"[::1]:{https_ipv6_port}",
         "@SERVER_NAME@": "127.0.0.1",
         "@TLS_CERTIFICATE@": str(certificate[0]),
         "@TLS_CERTIFICATE_KEY@": str(certificate[1]),
     }
-    site = NGINX_SITE.read_text()
-    for placeholder, value in placeholders.items():
-        site = site.replace(placeholder, value)
-    assert not re.search(r"@[A-Z_]+@", site), "a placeholder in deploy/nginx-site.conf was not filled"
-    # Run as root, nginx's workers become nobody, who must reach the paths they write to; pytest's
-    # temporary directories are private to their owner, so this one is readable by all.
-    prefix = Path(tempfile.mkdtemp(prefix="kyc-desk-nginx-"))
+    site = site_for_this_machine(placeholders, ipv6=ipv6)
+    prefix = nginx_prefix()
     try:
-        prefix.chmod(0o755)
         (prefix / "kyc-desk.conf").write_text(site)
-        (prefix / "nginx.conf").write_text(NGINX_MAIN_CONFIG.format(prefix=prefix))
-        log_path = prefix / "error.log"
-        command = [NGINX, "-e", str(log_path), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
         with running(
-            [*command, "-g", "daemon off;"],
+            [*nginx_command(prefix), "-g", "daemon off;"],
             log_path=prefix / "output.log",
             env=None,
             stop_within=STOP_WITHIN_SECONDS,
@@ -216,11 +270,13 @@ def nginx(gunicorn_address, certificate) -> Iterator[Nginx]:
                 http_url=f"http://127.0.0.1:{http_port}",
                 certificate=certificate[0],
                 access_log=prefix / "access.log",
+                https_ipv6_url=f"https://[::1]:{https_ipv6_port}" if ipv6 else None,
+                http_ipv6_url=f"http://[::1]:{http_ipv6_port}" if ipv6 else None,
             )
             wait_until_ready(
                 server,
                 lambda: served.session().get(f"{served.https_url}/accounts/login/", timeout=1).ok,
-                log_path,
+                prefix / "error.log",
             )
             yield served
     finally:
@@ -414,6 +470,42 @@ def test_plain_http_redirects_to_https(nginx):
 
     assert answer.status_code == 301
     assert answer.headers["Location"] == "https://127.0.0.1/customers/"
+
+
+def test_nginx_answers_on_ipv6_as_on_ipv4(nginx):
+    if nginx.https_ipv6_url is None:
+        pytest.skip("no IPv6 on this machine's loopback: the site's IPv6 lines were commented out")
+
+    page = nginx.session().get(f"{nginx.https_ipv6_url}/accounts/login/", timeout=LOGIN_TIMEOUT_SECONDS)
+    redirect = requests.get(
+        f"{nginx.http_ipv6_url}/customers/", allow_redirects=False, timeout=LOGIN_TIMEOUT_SECONDS
+    )
+
+    assert page.status_code == 200
+    assert "<h1>Log in</h1>" in page.text
+    assert redirect.status_code == 301
+
+
+def test_the_site_with_its_ipv6_lines_commented_out_is_still_a_valid_site(certificate):
+    """What an operator on a host without IPv6 does, as the file says; nginx -t checks the result."""
+    placeholders = {
+        "@GUNICORN_ADDRESS@": "127.0.0.1:8000",
+        "@HTTP_LISTEN@": f"127.0.0.1:{free_loopback_port()}",
+        "@HTTPS_LISTEN@": f"127.0.0.1:{free_loopback_port()}",
+        "@SERVER_NAME@": "127.0.0.1",
+        "@TLS_CERTIFICATE@": str(certificate[0]),
+        "@TLS_CERTIFICATE_KEY@": str(certificate[1]),
+    }
+    site = site_for_this_machine(placeholders, ipv6=False)
+    prefix = nginx_prefix()
+    try:
+        (prefix / "kyc-desk.conf").write_text(site)
+        checked = run_captured([*nginx_command(prefix), "-t"], env=None, timeout=STOP_WITHIN_SECONDS)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+    assert checked.returncode == 0, checked.stderr
+    assert not re.search(r"^\s*listen \[", site, flags=re.MULTILINE)
 
 
 def test_without_nginx_slow_clients_take_every_gunicorn_thread(server_env, work_dir):

@@ -12,13 +12,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError
 from django.test import Client
 from django.utils import timezone
 from prometheus_client import REGISTRY
@@ -30,6 +29,7 @@ from customers.services.bulk import export as bulk_export
 from customers.services.bulk import paste as bulk_paste
 from customers.services.bulk import runner as bulk_runner
 from customers.services.bulk import state as bulk_state
+from dashboard.ops.shared_cache import shared_cache
 from tests.support.bulk import wait_for_batch
 from tests.unit.test_health import closed_port
 
@@ -401,8 +401,8 @@ def test_the_poll_names_the_customer_align_is_slow_on_with_its_seconds(staff_cli
     assert "waiting for Align" not in staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
     # As if Align had had the customer for 8 s: the runner writes the progress again only at the answer.
     key = bulk_state.cache_key(batch_id_of(url), "progress")
-    progress = cache.get(key)
-    cache.set(key, progress | {"in_flight": [progress["in_flight"][0] | {"sent_at": time.time() - 8}]})
+    progress = shared_cache.get(key)
+    shared_cache.set(key, progress | {"in_flight": [progress["in_flight"][0] | {"sent_at": time.time() - 8}]})
     poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
     assert f'waiting for Align on <code title="{ADA}">3f2a9c1e…7e91</code> (8 s)</span>' in poll
     assert "more" not in poll.split("waiting for Align", 1)[1].split("</p>", 1)[0]
@@ -421,9 +421,9 @@ def test_the_poll_counts_the_other_customers_align_is_slow_on(staff_client, stub
         assert time.monotonic() < deadline
         time.sleep(0.01)
     key = bulk_state.cache_key(batch_id_of(url), "progress")
-    progress = cache.get(key)
+    progress = shared_cache.get(key)
     long_ago = [entry | {"sent_at": time.time() - 5} for entry in progress["in_flight"]]
-    cache.set(key, progress | {"in_flight": long_ago})
+    shared_cache.set(key, progress | {"in_flight": long_ago})
     poll = staff_client.get(f"{url}?after=0", headers=HTMX).content.decode()
     assert re.search(
         r"waiting for Align on <code title=\"[0-9a-f-]{36}\">[^<]+</code> \(5 s\) and 2 more</span>", poll
@@ -453,20 +453,20 @@ def test_a_poll_with_a_bad_count_is_refused_without_swapping(staff_client, stub,
 def test_a_poll_or_a_view_keeps_the_batch_watched(staff_client, stub):
     url = run(staff_client, [ADA])
     key = bulk_state.cache_key(batch_id_of(url), "watched")
-    cache.set(key, 0)
+    shared_cache.set(key, 0)
     staff_client.get(f"{url}?after=1", headers=HTMX)
-    assert cache.get(key) > 0
+    assert shared_cache.get(key) > 0
 
 
 def test_a_batch_whose_process_stopped_says_so_instead_of_polling_for_ever(staff_client, stub):
     url = run(staff_client, [ADA, GRACE])
     key = bulk_state.cache_key(batch_id_of(url))
-    meta = cache.get(key)
-    cache.set(key, meta | {"status": bulk_state.RUNNING, "ends_by": time.time() - 1})
+    meta = shared_cache.get(key)
+    shared_cache.set(key, meta | {"status": bulk_state.RUNNING, "ends_by": time.time() - 1})
     html = staff_client.get(url).content.decode()
     assert "the dashboard restarted while this batch ran" in html
     assert 'hx-trigger="every 1s"' not in html
-    cache.set(key, meta | {"status": bulk_state.RUNNING, "ends_by": time.time() + 60})
+    shared_cache.set(key, meta | {"status": bulk_state.RUNNING, "ends_by": time.time() + 60})
     assert 'hx-trigger="every 1s"' in staff_client.get(url).content.decode()
 
 
@@ -475,7 +475,7 @@ def test_a_batch_whose_process_stopped_says_so_instead_of_polling_for_ever(staff
 
 def expire(url: str) -> None:
     batch_id = batch_id_of(url)
-    cache.delete_many(
+    shared_cache.delete_many(
         [
             bulk_state.cache_key(batch_id),
             bulk_state.cache_key(batch_id, "progress"),
@@ -589,7 +589,7 @@ def test_without_the_permission_there_is_no_email_column(staff_client, stub):
     content = staff_client.get(f"{url}export.csv").content.decode()
     assert "E-mail" not in content
     assert DEMO_CUSTOMERS[ADA]["email"] not in content
-    cached = cache.get(bulk_state.cache_key(batch_id_of(url), "rows"))
+    cached = shared_cache.get(bulk_state.cache_key(batch_id_of(url), "rows"))
     assert DEMO_CUSTOMERS[ADA]["email"] not in str(cached)
 
 
@@ -653,9 +653,19 @@ def test_copy_link_from_a_batch_row_is_recorded(staff_client, staff_user, stub):
 CACHE_METHODS = ("get", "get_many", "set", "set_many", "touch", "delete", "delete_many", "add")
 
 
+def redis_down() -> Exception:
+    return redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+
+
+def database_unwritable() -> Exception:
+    """What the shared cache raises without REDIS_URL, where it is a table of the database."""
+    return OperationalError("attempt to write a readonly database")
+
+
 @contextlib.contextmanager
-def cache_down(*, only_bulk_keys: bool = True) -> Iterator[None]:
-    """The cache refuses as Redis does when it is down: for bulk lookups' keys only, by default.
+def cache_down(*, only_bulk_keys: bool = True, error: Callable[[], Exception] = redis_down) -> Iterator[None]:
+    """The shared cache refuses as Redis does when it is down (or as the database does, without
+    Redis): for bulk lookups' keys only, by default.
 
     Other keys still answer, as the sessions (in the cache on the second pass, with REDIS_URL) did
     for the request to arrive signed in.
@@ -665,22 +675,23 @@ def cache_down(*, only_bulk_keys: bool = True) -> Iterator[None]:
         def call(keys, *args, **kwargs):
             names = keys if isinstance(keys, list | dict) else [keys]
             if not only_bulk_keys or any(str(name).startswith("kycdesk:bulk") for name in names):
-                raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+                raise error()
             return method(keys, *args, **kwargs)
 
         return call
 
     with pytest.MonkeyPatch.context() as patch:
         for name in CACHE_METHODS:
-            patch.setattr(cache, name, refusing(getattr(cache, name)))
+            patch.setattr(shared_cache, name, refusing(getattr(shared_cache, name)))
         yield
 
 
+@pytest.mark.parametrize("error", [redis_down, database_unwritable])
 def test_starting_a_batch_while_the_cache_is_down_says_so_and_fetches_nothing(
-    staff_client, stub, monkeypatch
+    staff_client, stub, monkeypatch, error
 ):
     monkeypatch.setattr(bulk_runner, "_slots", threading.BoundedSemaphore(1))
-    with cache_down():
+    with cache_down(error=error):
         response = staff_client.post(START, start_form([ADA, GRACE]))
     html = response.content.decode()
     assert response.status_code == 503
@@ -705,9 +716,10 @@ def test_a_batch_started_once_the_cache_is_back_runs(staff_client, stub):
     assert row_count(staff_client.get(url).content.decode()) == 1
 
 
-def test_a_batch_page_while_the_cache_is_down_says_so(staff_client, stub):
+@pytest.mark.parametrize("error", [redis_down, database_unwritable])
+def test_a_batch_page_while_the_cache_is_down_says_so(staff_client, stub, error):
     url = run(staff_client, [ADA])
-    with cache_down():
+    with cache_down(error=error):
         response = staff_client.get(url)
     html = response.content.decode()
     assert response.status_code == 503
@@ -752,7 +764,7 @@ def test_someone_elses_batch_is_not_found_while_the_cache_is_down(staff_client, 
 def test_single_lookups_need_no_cache(staff_client, serve, settings):
     """What the 503 pages promise. With REDIS_URL the sessions are in the cache too: then, with the
     cache wholly down, nobody is signed in (docs/operations.md, "Database and cache")."""
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache":
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
         pytest.skip("the sessions are in the cache")
     serve()
     with cache_down(only_bulk_keys=False):
@@ -763,14 +775,13 @@ def test_single_lookups_need_no_cache(staff_client, serve, settings):
 
 def test_a_redis_that_cannot_be_reached_is_the_same_503(staff_client, stub, settings):
     """Django's Redis cache, pointed at a port nobody listens on: what its client really raises."""
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache":
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
         pytest.skip("the sessions are in the cache: nobody would be signed in")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
-        }
+    unreachable = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
     }
+    settings.CACHES = {"default": unreachable, settings.SHARED_CACHE: unreachable}
     response = staff_client.post(START, start_form([ADA]))
     assert response.status_code == 503
     assert "Lookups in bulk are unavailable right now" in response.content.decode()

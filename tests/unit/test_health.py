@@ -4,6 +4,7 @@ import json
 import socket
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
@@ -146,6 +147,50 @@ def test_readyz_checks_a_configured_cache_that_works(client, settings, tmp_path)
 
     assert status == 200
     assert body["checks"]["cache"] == "ok"
+
+
+def database_cache(table: str) -> dict:
+    return {"BACKEND": "dashboard.ops.shared_cache.DatabaseCache", "LOCATION": table}
+
+
+@pytest.mark.django_db(transaction=True)  # the checks read on connections of their own
+def test_readyz_checks_that_the_shared_cache_table_is_made_without_redis(client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": database_cache(production_settings.SHARED_CACHE_TABLE),
+    }
+    call_command("createcachetable", verbosity=0)
+
+    status, body = readiness(client)
+
+    assert status == 200
+    assert body["checks"]["cache shared"] == "ok"
+    assert "cache" not in body["checks"]  # the process's own memory: nothing to reach
+
+
+def test_readyz_is_503_and_says_what_to_run_when_the_shared_cache_table_is_missing(client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": database_cache("kycdesk_table_nobody_made"),
+    }
+
+    status, body = readiness(client)
+
+    assert status == 503
+    assert body["checks"]["cache shared"] == "its table is missing: run manage.py createcachetable"
+    assert body["checks"]["database"] == "ok"
+
+
+def test_readyz_checks_a_cache_configured_under_two_aliases_once(client, settings, tmp_path):
+    """With REDIS_URL the default and the shared cache are one Redis."""
+    cache = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": tmp_path}
+    settings.CACHES = {"default": cache, "shared": cache}
+
+    status, body = readiness(client)
+
+    assert status == 200
+    assert body["checks"]["cache"] == "ok"
+    assert "cache shared" not in body["checks"]
 
 
 def test_readyz_is_503_when_no_api_key_is_configured(client, settings):

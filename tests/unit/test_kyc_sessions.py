@@ -12,7 +12,6 @@ import uuid
 import pytest
 import responses
 from django.contrib.auth.models import Group, Permission
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.test import Client
 
@@ -20,6 +19,7 @@ from customers.align.standin.demo import DEMO_CUSTOMERS, DemoId
 from customers.models import AuditEvent
 from customers.permissions import START_PERMISSION
 from customers.services.kyc_sessions import guard_key
+from dashboard.ops.shared_cache import shared_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +36,9 @@ BUTTON = 'data-dialog-open="kyc-session-dialog"'
 
 @pytest.fixture(autouse=True)
 def _clear_guards():
-    cache.clear()
+    shared_cache.clear()
     yield
-    cache.clear()
+    shared_cache.clear()
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ def test_the_row_is_written_before_align_is_asked(lead_client, align, monkeypatc
     assert response.status_code == 503
     assert "audit log can" in response.content.decode()
     assert len(align.calls) == 0
-    assert cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
+    assert shared_cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
 
 
 @pytest.mark.parametrize(
@@ -276,7 +276,7 @@ def test_a_refused_start_shows_the_failure_words_in_the_card_and_is_recorded(
         assert "align_message=" in caplog.text
     assert "jane@example.com" not in caplog.text
     # Released: staff may try again at once.
-    assert cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
+    assert shared_cache.get(guard_key(uuid.UUID(NOT_STARTED))) is None
 
 
 def test_a_start_that_timed_out_is_not_repeated(lead_client, align, sessions_url):
@@ -417,7 +417,7 @@ def test_past_the_minute_a_card_fetched_before_a_colleagues_start_cannot_start_a
     stale_card = second_lead.get(f"/customers/{REJECTED}/").content.decode()
     answer_start(align, sessions_url, REJECTED)
     start(lead_client, REJECTED)
-    cache.delete(guard_key(REJECTED))
+    shared_cache.delete(guard_key(REJECTED))
 
     response = start(second_lead, REJECTED, data={"card_fetched_at": card_fetched_at(stale_card)})
 
@@ -433,7 +433,7 @@ def test_a_card_fetched_after_the_last_start_may_start_again_past_the_minute(
     answer_start(align, sessions_url, REJECTED)
     serve(REJECTED)
     start(lead_client, REJECTED)
-    cache.delete(guard_key(REJECTED))
+    shared_cache.delete(guard_key(REJECTED))
     fresh_card = lead_client.get(f"/customers/{REJECTED}/").content.decode()
 
     start(lead_client, REJECTED, data={"card_fetched_at": card_fetched_at(fresh_card)})

@@ -15,8 +15,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
@@ -28,6 +27,7 @@ from customers.align.standin.webhooks import kyc_updated_envelope, sign
 from customers.models import AuditEvent, KycWebhookEvent
 from customers.services import webhooks
 from customers.services.webhooks import DeliveryResult
+from dashboard.ops.shared_cache import shared_cache
 from tests.unit.test_log_context import console_handler
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,9 @@ def webhooks_on(settings):
     """Webhooks enabled, and this test's deliveries counted from zero against the rate limit."""
     settings.ALIGN_WEBHOOKS_ENABLED = True
     settings.ALIGN_WEBHOOK_PREVIOUS_API_KEY = ""
-    cache.clear()
+    shared_cache.clear()
     yield
-    cache.clear()
+    shared_cache.clear()
 
 
 def customer(demo_id: str = GRACE) -> dict:
@@ -483,11 +483,18 @@ def test_the_window_turns_over_each_minute():
     assert webhooks.take_rate("192.0.2.1", now=660.0).allowed
 
 
-def test_when_the_cache_cannot_be_reached_deliveries_are_let_through(client, monkeypatch):
-    def unreachable(*args, **kwargs):
-        raise RedisError("Connection refused")
+@pytest.mark.parametrize(
+    "error",
+    [RedisError("Connection refused"), OperationalError("attempt to write a readonly database")],
+    ids=["redis", "database"],
+)
+def test_when_the_cache_cannot_be_reached_deliveries_are_let_through(client, monkeypatch, error):
+    """Redis down, or without Redis a database that can't be written: the count is skipped."""
 
-    monkeypatch.setattr(cache, "add", unreachable)
+    def unreachable(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(shared_cache, "add", unreachable)
     assert deliver(client, envelope_bytes()).status_code == 200
 
 

@@ -20,7 +20,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 
 from customers.align import client
@@ -40,6 +39,7 @@ from customers.services.decisions import AUDIT_UNAVAILABLE
 from dashboard.ops import metrics
 from dashboard.ops.log_context import bind_customer, current_user_id
 from dashboard.ops.request_id import current_request_id
+from dashboard.ops.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class BatchRunner:
     def start(self) -> None:
         """Store the batch's first state, then start fetching; ResultsUnavailable if it can't be stored."""
         with state.cache_reachable():
-            cache.set_many(
+            shared_cache.set_many(
                 {
                     state.cache_key(self.batch_id): self._meta,
                     state.cache_key(self.batch_id, "progress"): {"done": 0, "counts": {}, "in_flight": []},
@@ -285,7 +285,8 @@ class BatchRunner:
         with self._lock:
             if now - self._watch_checked_at >= WATCH_CHECK_SECONDS:
                 self._watch_checked_at = now
-                self._watched_at = cache.get(state.cache_key(self.batch_id, "watched"), self._watched_at)
+                watched_key = state.cache_key(self.batch_id, "watched")
+                self._watched_at = shared_cache.get(watched_key, self._watched_at)
             return time.time() - self._watched_at <= NOT_WATCHED_AFTER_SECONDS
 
     def _sent(self, position: int, customer_id: uuid.UUID) -> None:
@@ -298,7 +299,8 @@ class BatchRunner:
         """Put the row in the cache, then count it: a poll that sees the count finds the row."""
         with self._lock:
             index = len(self._rows)
-            cache.set(state.cache_key(self.batch_id, "row", index), row.to_cache(), state.RESULTS_TTL_SECONDS)
+            row_key = state.cache_key(self.batch_id, "row", index)
+            shared_cache.set(row_key, row.to_cache(), state.RESULTS_TTL_SECONDS)
             self._rows.append(row)
             self._counts[row.category] += 1
             if row.needs_resubmission:
@@ -313,7 +315,7 @@ class BatchRunner:
             "counts": dict(self._counts),
             "in_flight": [asdict(entry) for entry in self._in_flight.values()],
         }
-        cache.set(state.cache_key(self.batch_id, "progress"), progress, state.RESULTS_TTL_SECONDS)
+        shared_cache.set(state.cache_key(self.batch_id, "progress"), progress, state.RESULTS_TTL_SECONDS)
 
     def _mark_finished(self) -> None:
         """All rows under one key, the batch marked finished, the per-row keys dropped.
@@ -322,6 +324,6 @@ class BatchRunner:
         """
         rows = [row.to_cache() for row in self._rows]
         self._meta |= {"status": state.FINISHED, "finished_at": datetime.now(UTC)}
-        cache.set(state.cache_key(self.batch_id, "rows"), rows, state.RESULTS_TTL_SECONDS)
-        cache.set(state.cache_key(self.batch_id), self._meta, state.RESULTS_TTL_SECONDS)
-        cache.delete_many([state.cache_key(self.batch_id, "row", index) for index in range(len(rows))])
+        shared_cache.set(state.cache_key(self.batch_id, "rows"), rows, state.RESULTS_TTL_SECONDS)
+        shared_cache.set(state.cache_key(self.batch_id), self._meta, state.RESULTS_TTL_SECONDS)
+        shared_cache.delete_many([state.cache_key(self.batch_id, "row", index) for index in range(len(rows))])

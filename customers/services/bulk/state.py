@@ -1,11 +1,12 @@
-"""A bulk lookup's state in the shared cache, where any instance can answer the page's polls.
+"""A bulk lookup's state in the shared cache, where any worker of any instance can answer the page's polls.
 
 The database holds counts and the audit rows (IDs and outcomes), never a name; rows live only here,
 with the progress: how many rows are done, their counts, and which customers are at Align now and
 since when, so the poll can name a customer Align is slow on.
 
-When the cache can't be reached (Redis down), every read and write here raises ResultsUnavailable,
-for the pages to say so instead of failing.
+The shared cache is Redis with REDIS_URL, a table of the database without it
+(dashboard/ops/shared_cache.py). When it can't be reached (Redis down, the database unwritable),
+every read and write here raises ResultsUnavailable, for the pages to say so instead of failing.
 """
 
 import contextlib
@@ -17,12 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
-from redis import RedisError
-
 from customers.models import AuditEvent
 from customers.services.bulk.paste import RejectedEntry, reported_counts
 from customers.services.bulk.rows import BatchRow, summary_line
+from dashboard.ops.shared_cache import UNAVAILABLE_ERRORS, shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def cache_reachable() -> Iterator[None]:
     """Turns the cache failing to answer into ResultsUnavailable (also as a decorator), and logs it."""
     try:
         yield
-    except (RedisError, OSError) as error:
+    except UNAVAILABLE_ERRORS as error:
         logger.warning("Bulk lookup: the cache can't be reached (%s)", type(error).__name__)
         raise ResultsUnavailable from error
 
@@ -136,7 +135,7 @@ class BatchState:
 @cache_reachable()
 def read_batch(batch_id: uuid.UUID) -> BatchState | None:
     """The batch's state, or None when it has expired (or never existed)."""
-    found = cache.get_many([cache_key(batch_id), cache_key(batch_id, "progress")])
+    found = shared_cache.get_many([cache_key(batch_id), cache_key(batch_id, "progress")])
     meta = found.get(cache_key(batch_id))
     if meta is None:
         return None
@@ -161,10 +160,10 @@ def rows_after(state: BatchState, after: int = 0) -> list[BatchRow]:
     starts after the rows it was given, picks the rest up.
     """
     if state.finished:
-        stored = cache.get(cache_key(state.batch_id, "rows")) or []
+        stored = shared_cache.get(cache_key(state.batch_id, "rows")) or []
         return [BatchRow.from_cache(row) for row in stored[after:]]
     keys = [cache_key(state.batch_id, "row", index) for index in range(max(after, 0), state.done)]
-    found = cache.get_many(keys)
+    found = shared_cache.get_many(keys)
     rows = []
     for key in keys:
         if key not in found:
@@ -177,9 +176,9 @@ def rows_after(state: BatchState, after: int = 0) -> list[BatchRow]:
 def keep_watching(state: BatchState) -> None:
     """Someone is looking: keep the batch for another RESULTS_TTL_SECONDS, and keep it running."""
     batch_id = state.batch_id
-    cache.set(cache_key(batch_id, "watched"), time.time(), RESULTS_TTL_SECONDS)
+    shared_cache.set(cache_key(batch_id, "watched"), time.time(), RESULTS_TTL_SECONDS)
     for key in (cache_key(batch_id), cache_key(batch_id, "progress"), cache_key(batch_id, "rows")):
-        cache.touch(key, RESULTS_TTL_SECONDS)
+        shared_cache.touch(key, RESULTS_TTL_SECONDS)
 
 
 def rerun_list(batch_id: uuid.UUID) -> list[str]:
