@@ -74,8 +74,15 @@ from tests.support.servers import (  # noqa: E402
     run_quietly,
     running,
 )
-from tests.support.services import stop, wait_for_port  # noqa: E402
-from tests.system.test_slow_clients import NGINX, NGINX_MAIN_CONFIG, NGINX_SITE  # noqa: E402
+from tests.support.services import start_redis, stop  # noqa: E402
+from tests.system.test_slow_clients import (  # noqa: E402
+    NGINX,
+    free_ipv6_loopback_port,
+    loopback_has_ipv6,
+    nginx_command,
+    nginx_prefix,
+    site_for_this_machine,
+)
 
 PASSWORD = "soak password, not used anywhere else"
 STAFF_PREFIX = "soak-staff-"
@@ -457,43 +464,37 @@ def certificate(folder: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def nginx(instances: list[Gunicorn], cert: Path, key: Path) -> Iterator[str]:
-    """Debian's nginx running deploy/nginx-site.conf before every instance; its HTTPS address.
+    """Debian's nginx running deploy/nginx-site.conf before every instance; its HTTPS address (IPv4).
 
     The file's upstream names one address; a deployment of several names each on a `server`
-    line of that upstream, which is what filling the placeholder with all of them does here.
+    line of that upstream, which is what filling the placeholder with all of them does here. Its
+    IPv6 lines listen on [::1] where loopback has IPv6, else are commented out as the file says.
     """
     if not os.access(NGINX, os.X_OK):
         raise SystemExit(f"{NGINX} is missing: `make nginx` installs Debian's nginx")
+    ipv6 = loopback_has_ipv6()
     https_port, http_port = free_loopback_port(), free_loopback_port()
+    https_ipv6_port, http_ipv6_port = (
+        (free_ipv6_loopback_port(), free_ipv6_loopback_port()) if ipv6 else (0, 0)
+    )
     addresses = [instance.url.removeprefix("http://") for instance in instances]
     placeholders = {
         "@GUNICORN_ADDRESS@": ";\n    server ".join(addresses),
         "@HTTP_LISTEN@": f"127.0.0.1:{http_port}",
         "@HTTPS_LISTEN@": f"127.0.0.1:{https_port}",
+        "@HTTP_LISTEN_IPV6@": f"[::1]:{http_ipv6_port}",
+        "@HTTPS_LISTEN_IPV6@": f"[::1]:{https_ipv6_port}",
         "@SERVER_NAME@": "127.0.0.1",
         "@TLS_CERTIFICATE@": str(cert),
         "@TLS_CERTIFICATE_KEY@": str(key),
     }
-    site = NGINX_SITE.read_text()
-    for placeholder, value in placeholders.items():
-        site = site.replace(placeholder, value)
-    # Run as root, nginx's workers become nobody, who must reach the paths they write to.
-    prefix = Path(tempfile.mkdtemp(prefix="kyc-desk-soak-nginx-"))
+    prefix = nginx_prefix()
     try:
-        prefix.chmod(0o755)
-        (prefix / "kyc-desk.conf").write_text(site)
-        (prefix / "nginx.conf").write_text(NGINX_MAIN_CONFIG.format(prefix=prefix))
-        command = [
-            NGINX,
-            "-e",
-            str(prefix / "error.log"),
-            "-p",
-            str(prefix),
-            "-c",
-            str(prefix / "nginx.conf"),
-        ]
+        (prefix / "kyc-desk.conf").write_text(site_for_this_machine(placeholders, ipv6=ipv6))
         with running(
-            [*command, "-g", "daemon off;"], log_path=prefix / "output.log", stop_within=STOP_WITHIN_SECONDS
+            [*nginx_command(prefix), "-g", "daemon off;"],
+            log_path=prefix / "output.log",
+            stop_within=STOP_WITHIN_SECONDS,
         ) as process:
             url = f"https://127.0.0.1:{https_port}"
             probe = requests.Session()
@@ -537,21 +538,8 @@ class RedisOutage:
             os.kill(self.pid, signal.SIGCONT)
             self.paused = False
             return
-        # On its port with tests/support/services.py's options (Redis rewrites its own command
-        # line, so it cannot be read back): nothing kept, so it starts empty.
-        command = [
-            *(
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-            ),
-            *("--save", "", "--appendonly", "no", "--dir", str(self.folder), "--daemonize", "no"),
-            *("--loglevel", "warning"),
-        ]
-        self.restarted = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603  (Redis, as before)
-        wait_for_port(self.port, self.restarted, "Redis, started again")
+        # On its port, as tests/support/services.py started it: nothing kept, so it starts empty.
+        self.restarted = start_redis(self.folder, self.port)
 
     def close(self) -> None:
         if self.paused:
