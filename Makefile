@@ -33,7 +33,7 @@ SIGN_IN := Sign in with Local identity provider as sso-staff, sso-lead, sso-audi
 SSO_STAND_IN := $(PY) -m dashboard.accounts.sso.standin --port $(SSO_PORT) --demo-users & sso=$$!;
 endif
 
-.PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench bench-bulk
+.PHONY: run serve test test-fast lint format browser nginx services apt-install clean bench bench-bulk soak
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=... to use another 3.11 interpreter)"; exit 1; }
@@ -122,14 +122,21 @@ test: lint browser nginx services
 test-fast: lint
 	$(VENV)/bin/pytest tests/unit tests/contract
 
-# The dashboard under gunicorn.conf.py beside direct calls to the stand-in (bench/README.md); not
-# part of `make test`. SQLite, then PostgreSQL and Redis when installed: `make bench BENCH_ARGS=...`.
+# The dashboard under gunicorn.conf.py beside Django's floor (bench/floor.py, in the same workers) and
+# direct calls to the stand-in (bench/README.md); not part of `make test`. SQLite, then PostgreSQL and
+# Redis when installed: `make bench BENCH_ARGS=...`.
 bench: $(STAMP)
 	$(PY) bench/serve_bench.py $(BENCH_ARGS)
 
 # Bulk lookups under gunicorn.conf.py against a stand-in answering in 100 ms (bench/README.md).
 bench-bulk: $(STAMP)
 	$(PY) bench/bulk_bench.py $(BENCH_ARGS)
+
+# A team's working day for 10 minutes on two instances behind nginx, PostgreSQL and Redis, Redis
+# stopped for 20 s in the middle (bench/README.md); not part of `make test`, and for a quiet machine.
+# A short try: `make soak SOAK_ARGS="--minutes 1 --staff 40"`.
+soak: $(STAMP) nginx services
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles test-artifacts
