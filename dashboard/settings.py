@@ -198,7 +198,8 @@ MIDDLEWARE = [
     # Before SessionLifetimeMiddleware, which adds a message and answers htmx requests itself.
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, keeping the second factor and the permissions in the session (accounts/access.py).
+    "dashboard.accounts.two_factor.verification.SessionVerificationMiddleware",
     "dashboard.ops.log_context.LogContextMiddleware",
     "dashboard.accounts.sessions.SessionLifetimeMiddleware",
     "dashboard.accounts.two_factor.middleware.TwoFactorMiddleware",
@@ -212,7 +213,8 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username+address is refused before its password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the user's access stamp with the user (dashboard/accounts/access.py).
+    "dashboard.accounts.access.StampedModelBackend",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
