@@ -1,0 +1,49 @@
+"""A card's reads of a bounded length (issue #21, item 2): two marks a lookup's outcome sets, their indexes.
+
+Rows written before this keep both marks False, which reads them as before: every one of their found
+lookups is a KYC change to History, and every one of their cards starts a run for Your recent lookups.
+"""
+
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('customers', '0010_audit_sub_status_and_single_lookups'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.RemoveIndex(
+            model_name='auditevent',
+            name='audit_user_shown_recent',
+        ),
+        migrations.AddField(
+            model_name='auditevent',
+            name='kyc_unchanged',
+            field=models.BooleanField(default=False, help_text="This lookup saw exactly what the customer's lookup before it saw, with no webhook or new KYC session between them: History, which shows changes, skips it.", verbose_name='KYC unchanged'),
+        ),
+        migrations.AddField(
+            model_name='auditevent',
+            name='repeats_last_card',
+            field=models.BooleanField(default=False, help_text="The user's card before this lookup was of the same customer: Your recent lookups reads the first of such a run.", verbose_name='repeats the last card'),
+        ),
+        migrations.AddIndex(
+            model_name='auditevent',
+            index=models.Index(condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False), ('repeats_last_card', False)), fields=['user', '-id'], name='audit_user_shown_recent'),
+        ),
+        migrations.AddIndex(
+            model_name='auditevent',
+            index=models.Index(condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False)), fields=['user', 'customer_id', '-id'], name='audit_user_customer_cards'),
+        ),
+        migrations.AddIndex(
+            model_name='auditevent',
+            index=models.Index(condition=models.Q(('kyc_unchanged', False)), fields=['customer_id', 'action', 'outcome', '-id'], name='audit_customer_kyc_changes'),
+        ),
+        migrations.AddIndex(
+            model_name='kycwebhookevent',
+            index=models.Index(fields=['customer_id', 'event_created_at'], name='webhook_customer_since'),
+        ),
+    ]
