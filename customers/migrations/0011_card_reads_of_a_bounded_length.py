@@ -18,6 +18,10 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RemoveIndex(
             model_name='auditevent',
+            name='audit_customer_action_recent',
+        ),
+        migrations.RemoveIndex(
+            model_name='auditevent',
             name='audit_user_shown_recent',
         ),
         migrations.AddField(
@@ -32,15 +36,19 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='auditevent',
-            index=models.Index(condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False), ('repeats_last_card', False)), fields=['user', '-id'], name='audit_user_shown_recent'),
+            index=models.Index(models.F('customer_id'), models.F('action'), models.Func(models.F('id'), output_field=models.BigIntegerField(), template='(-%(expressions)s)'), name='audit_customer_action_recent'),
         ),
         migrations.AddIndex(
             model_name='auditevent',
-            index=models.Index(condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False)), fields=['user', 'customer_id', '-id'], name='audit_user_customer_cards'),
+            index=models.Index(models.F('user'), models.Func(models.F('id'), output_field=models.BigIntegerField(), template='(-%(expressions)s)'), condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False), ('repeats_last_card', False)), name='audit_user_shown_recent'),
         ),
         migrations.AddIndex(
             model_name='auditevent',
-            index=models.Index(condition=models.Q(('kyc_unchanged', False)), fields=['customer_id', 'action', 'outcome', '-id'], name='audit_customer_kyc_changes'),
+            index=models.Index(models.F('user'), models.F('customer_id'), models.Func(models.F('id'), output_field=models.BigIntegerField(), template='(-%(expressions)s)'), condition=models.Q(('action__in', ['lookup', 'email_search']), ('batch__isnull', True), ('customer_id__isnull', False)), name='audit_user_customer_cards'),
+        ),
+        migrations.AddIndex(
+            model_name='auditevent',
+            index=models.Index(models.F('customer_id'), models.F('action'), models.F('outcome'), models.Func(models.F('id'), output_field=models.BigIntegerField(), template='(-%(expressions)s)'), condition=models.Q(('kyc_unchanged', False)), name='audit_customer_kyc_changes'),
         ),
         migrations.AddIndex(
             model_name='kycwebhookevent',

@@ -24,6 +24,7 @@ from django.utils import timezone
 from customers.align import client
 from customers.align.records import Customer
 from customers.models import (
+    NEWEST_FIRST,
     SHOWN_CARD,
     AuditEvent,
     AuditExport,
@@ -174,7 +175,12 @@ def _sees_what_the_lookup_before_saw(event: AuditEvent) -> Exists:
     them; the cost of missing that is History's "since" moving to a later sighting of the same state.
     """
     customer_rows = AuditEvent.objects.filter(customer_id=event.customer_id)
-    lookup_before = customer_rows.filter(action=AuditEvent.Action.LOOKUP, id__lt=event.pk).order_by("-id")
+    lookup_before = (
+        customer_rows.filter(action=AuditEvent.Action.LOOKUP)
+        .alias(newest_first=NEWEST_FIRST)
+        .filter(newest_first__gt=-event.pk)
+        .order_by("newest_first")
+    )
     same_state_before = customer_rows.filter(
         pk=Subquery(lookup_before.values("id")[:1]),
         outcome=Outcome.FOUND,
@@ -194,9 +200,12 @@ def _follows_a_card_of_the_same_customer(event: AuditEvent) -> Exists:
     The card before belongs to the user's newest run, whose first card (the newest unmarked one,
     audit_user_shown_recent) is of the run's customer: one seek, however long the run.
     """
-    runs_before = AuditEvent.objects.filter(
-        SHOWN_CARD, user_id=event.user_id, repeats_last_card=False, id__lt=event.pk
-    ).order_by("-id")
+    runs_before = (
+        AuditEvent.objects.filter(SHOWN_CARD, user_id=event.user_id, repeats_last_card=False)
+        .alias(newest_first=NEWEST_FIRST)
+        .filter(newest_first__gt=-event.pk)
+        .order_by("newest_first")
+    )
     return Exists(
         AuditEvent.objects.filter(pk=Subquery(runs_before.values("id")[:1]), customer_id=event.customer_id)
     )
@@ -332,11 +341,11 @@ def _runs_and_their_newest_cards(user, *, before: int | None, size: int) -> list
     """The walks of one read of recent lookups: the user's newest `size` runs below ID `before`,
     by their first cards, and the newest card of each of their customers (one seek each)."""
     cards = AuditEvent.objects.filter(SHOWN_CARD, user=user)
-    runs = cards.filter(repeats_last_card=False)
+    runs = cards.filter(repeats_last_card=False).alias(newest_first=NEWEST_FIRST)
     if before is not None:
-        runs = runs.filter(id__lt=before)
-    runs = runs.order_by("-id")[:size]
-    newest_card = cards.filter(customer_id=OuterRef("customer_id")).order_by("-id").values("id")[:1]
+        runs = runs.filter(newest_first__gt=-before)
+    runs = runs.order_by("newest_first")[:size]
+    newest_card = cards.filter(customer_id=OuterRef("customer_id")).order_by(NEWEST_FIRST).values("id")[:1]
     return [runs.values("id"), runs.annotate(newest=Subquery(newest_card)).values("newest")]
 
 
@@ -403,7 +412,7 @@ def card_trail(*, customer_id: uuid.UUID, user) -> CardTrail | None:
     of_customer = AuditEvent.objects.filter(customer_id=customer_id)
     walks = [
         of_customer.filter(action=AuditEvent.Action.LOOKUP, outcome=Outcome.FOUND, kyc_unchanged=False)
-        .order_by("-id")
+        .order_by(NEWEST_FIRST)
         .values("id")[:KYC_CHANGES_READ],
         _session_starts(customer_id).values("id")[:KYC_SESSION_STARTS_READ],
         _link_copies(customer_id).values("id")[:LINK_COPIES_SHOWN],
@@ -474,16 +483,18 @@ def _union_of(walks: list[QuerySet]) -> QuerySet:
 
 
 def _session_starts(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
+    """Newest first through audit_customer_action_recent."""
     return AuditEvent.objects.filter(
         customer_id=customer_id,
         action=AuditEvent.Action.KYC_SESSION_STARTED,
         outcome=AuditEvent.Outcome.SESSION_STARTED,
-    ).order_by("-id")
+    ).order_by(NEWEST_FIRST)
 
 
 def _link_copies(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
+    """Newest first through audit_customer_action_recent."""
     return AuditEvent.objects.filter(customer_id=customer_id, action=AuditEvent.Action.LINK_COPIED).order_by(
-        "-id"
+        NEWEST_FIRST
     )
 
 
