@@ -59,7 +59,7 @@ def acting_user(related_name: str, who: str) -> models.ForeignKey:
 
 
 # The rows that showed a user a customer's card: a lookup, or a search by e-mail that found exactly that
-# one; a bulk lookup's rows are not cards shown.
+# one; a bulk lookup's rows are not cards shown. They are the rows whose repeats_last_card is set.
 SHOWN_CARD = models.Q(action__in=["lookup", "email_search"], customer_id__isnull=False, batch__isnull=True)
 
 # "Newest first" as a customer card's walks of the audit trail ask for it (customers/services/audit.py):
@@ -154,11 +154,15 @@ class AuditEvent(UserActionRecord):
         help_text="This lookup saw exactly what the customer's lookup before it saw, with no webhook or "
         "new KYC session between them: History, which shows changes, skips it.",
     )
+    # Empty on a row that showed no card (a copy, a new session, a bulk lookup's row, a search by
+    # e-mail without one match): the indexes of cards hold the rows where it is set, a condition
+    # SQLite can check without the values a query binds (unlike SHOWN_CARD's list of actions).
     repeats_last_card = models.BooleanField(
         "repeats the last card",
+        null=True,
         default=False,
         help_text="The user's card before this lookup was of the same customer: Your recent lookups "
-        "reads the first of such a run.",
+        "reads the first of such a run. Empty on a row that showed no card.",
     )
 
     class Meta:
@@ -183,11 +187,15 @@ class AuditEvent(UserActionRecord):
                 "user",
                 NEWEST_FIRST,
                 name="audit_user_shown_recent",
-                condition=SHOWN_CARD & models.Q(repeats_last_card=False),
+                condition=models.Q(repeats_last_card=False),
             ),
             # ... and the newest card of one user and one customer, one seek each.
             models.Index(
-                "user", "customer_id", NEWEST_FIRST, name="audit_user_customer_cards", condition=SHOWN_CARD
+                "user",
+                "customer_id",
+                NEWEST_FIRST,
+                name="audit_user_customer_cards",
+                condition=models.Q(repeats_last_card__isnull=False),
             ),
             # History's lookups of a customer (customers/services/history.py): those not marked as
             # repeating the lookup before them, newest first, whatever the number of those marked.

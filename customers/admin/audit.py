@@ -341,7 +341,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="repeats the last card")
     def repeats_last_card_mark(self, event: AuditEvent) -> str:
-        """Followed a card of the same customer, so Your recent lookups reads its run by the first."""
+        """Followed a card of the same customer, so Your recent lookups reads its run by the first;
+        empty for a row that showed no card."""
+        if event.repeats_last_card is None:
+            return self.get_empty_value_display()
         return "Yes" if event.repeats_last_card else "No"
 
     @admin.display(description="client IP", ordering="client_ip")

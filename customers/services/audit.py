@@ -18,20 +18,19 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from customers.align import client
 from customers.align.records import Customer
 from customers.models import (
     NEWEST_FIRST,
-    SHOWN_CARD,
     AuditEvent,
     AuditExport,
     BulkLookup,
     BulkLookupExport,
-    KycWebhookEvent,
 )
+from customers.services import card_walks
 from customers.services.decisions import stored_status_code, stored_sub_status_code
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
 from dashboard.ops import metrics
@@ -117,7 +116,10 @@ def start_lookup_as(
     batch_id: uuid.UUID | None = None,
     automatic: bool = False,
 ) -> AuditEvent:
-    """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID."""
+    """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID.
+
+    A lookup of one customer shows a card, the first of a run until its outcome says otherwise.
+    """
     return _write(
         actor,
         AuditEvent.Action.LOOKUP,
@@ -125,14 +127,25 @@ def start_lookup_as(
         is_refresh=is_refresh,
         batch_id=batch_id,
         automatic=automatic,
+        repeats_last_card=False if batch_id is None else None,
     )
 
 
 def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=None) -> None:
     """Record how the lookup ended. Never raises: the result must reach the user regardless.
 
-    The same UPDATE lets the database mark what later cards may skip (kyc_unchanged,
-    repeats_last_card): it knows the rows before this one, and this write is made anyway.
+    The same UPDATE lets the database mark what later cards may skip, as it knows the rows before
+    this one and this write is made anyway (card_walks):
+
+    - kyc_unchanged, for a found lookup whose state is exactly that of the customer's lookup before
+      it (by ID, whatever its outcome), with no KYC session started and no webhook of Align's time
+      since that one. In History's order it then follows a sighting of the same state and folds into
+      it without changing anything (customers/services/history.py, fold), so History is the same
+      without it. A failure before it, a session, a webhook, a row still "started": not marked. A
+      webhook arriving after this write with an earlier time of Align's can still fall between
+      them; missing it moves History's "since" to a later sighting of the same state, no more.
+    - repeats_last_card, for a lookup of one customer whose user's card before it was of the same
+      customer: the newest first card of a run below it (audit_user_shown_recent) is the run's.
     """
     # The one broad except of the audit trail, because "never raises" is this function's
     # contract: whatever fails here (the database, or a value it cannot store, such as text that
@@ -144,12 +157,12 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
             event.outcome = Outcome.FOUND
             event.kyc_status = stored_status_code(customer.kycs)
             event.kyc_sub_status = stored_sub_status_code(customer.kycs)
-            event.kyc_unchanged = _sees_what_the_lookup_before_saw(event)
+            event.kyc_unchanged = card_walks.kyc_unchanged(event)
             marks.append("kyc_unchanged")
         else:
             event.outcome = outcome_of_failure(error)
         if event.batch_id is None:
-            event.repeats_last_card = _follows_a_card_of_the_same_customer(event)
+            event.repeats_last_card = card_walks.repeats_last_card(event)
             marks.append("repeats_last_card")
         metrics.LOOKUPS.labels(outcome=event.outcome).inc()
         event.save(update_fields=["outcome", "kyc_status", "kyc_sub_status", *marks])
@@ -160,55 +173,6 @@ def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
-
-
-def _sees_what_the_lookup_before_saw(event: AuditEvent) -> Exists:
-    """Whether History can skip this found lookup: its state is exactly that of the customer's lookup
-    before it, and nothing History shows came between them.
-
-    The lookup before (by ID, whatever its outcome) must have found the same status and sub-status,
-    with no KYC session started since and no webhook of Align's time at or after it. Then, in
-    History's order, this lookup follows one of the same state and folds into it without changing
-    anything (customers/services/history.py, fold), so reading it or not makes the same History.
-    Anything else (a failure before, a session, a webhook, a row still "started") leaves it False.
-    A webhook that arrives after this write with an earlier time of Align's can still fall between
-    them; the cost of missing that is History's "since" moving to a later sighting of the same state.
-    """
-    customer_rows = AuditEvent.objects.filter(customer_id=event.customer_id)
-    lookup_before = (
-        customer_rows.filter(action=AuditEvent.Action.LOOKUP)
-        .alias(newest_first=NEWEST_FIRST)
-        .filter(newest_first__gt=-event.pk)
-        .order_by("newest_first")
-    )
-    same_state_before = customer_rows.filter(
-        pk=Subquery(lookup_before.values("id")[:1]),
-        outcome=Outcome.FOUND,
-        kyc_status=event.kyc_status,
-        kyc_sub_status=event.kyc_sub_status,
-    )
-    session_since = customer_rows.filter(action=AuditEvent.Action.KYC_SESSION_STARTED, id__gt=OuterRef("id"))
-    webhook_since = KycWebhookEvent.objects.filter(
-        customer_id=event.customer_id, event_created_at__gte=OuterRef("occurred_at")
-    )
-    return Exists(same_state_before.exclude(Exists(session_since)).exclude(Exists(webhook_since)))
-
-
-def _follows_a_card_of_the_same_customer(event: AuditEvent) -> Exists:
-    """Whether the user's card before this lookup was of the same customer, so this one continues a run.
-
-    The card before belongs to the user's newest run, whose first card (the newest unmarked one,
-    audit_user_shown_recent) is of the run's customer: one seek, however long the run.
-    """
-    runs_before = (
-        AuditEvent.objects.filter(SHOWN_CARD, user_id=event.user_id, repeats_last_card=False)
-        .alias(newest_first=NEWEST_FIRST)
-        .filter(newest_first__gt=-event.pk)
-        .order_by("newest_first")
-    )
-    return Exists(
-        AuditEvent.objects.filter(pk=Subquery(runs_before.values("id")[:1]), customer_id=event.customer_id)
-    )
 
 
 def record_link_copied(request, customer_id: uuid.UUID) -> AuditEvent:
@@ -299,10 +263,11 @@ def _recent_lookups(user, *, first_read: list[AuditEvent] | None) -> list[AuditE
     while scanned < RECENT_LOOKUPS_SCANNED:
         size = min(chunk_size, RECENT_LOOKUPS_SCANNED - scanned)
         if rows is None:
-            walks = _runs_and_their_newest_cards(user, before=before, size=size)
-            rows = list(
-                AuditEvent.objects.filter(pk__in=_union_of(walks)).order_by().only(*_RECENT_LOOKUP_FIELDS)
-            )
+            if before is None:
+                walks = card_walks.runs_and_their_newest_cards(user_id=user.pk, size=size)
+            else:
+                walks = card_walks.runs_below_and_their_newest_cards(user_id=user.pk, below=before, size=size)
+            rows = list(AuditEvent.objects.filter(pk__in=walks).order_by().only(*_RECENT_LOOKUP_FIELDS))
         cards = sorted((event for event in rows if _is_card_of(event, user)), key=_newest_first)
         newest_card_read: dict[uuid.UUID, AuditEvent] = {}
         for event in cards:
@@ -335,18 +300,6 @@ _RECENT_LOOKUP_FIELDS = (
     "user",
     "repeats_last_card",
 )
-
-
-def _runs_and_their_newest_cards(user, *, before: int | None, size: int) -> list[QuerySet]:
-    """The walks of one read of recent lookups: the user's newest `size` runs below ID `before`,
-    by their first cards, and the newest card of each of their customers (one seek each)."""
-    cards = AuditEvent.objects.filter(SHOWN_CARD, user=user)
-    runs = cards.filter(repeats_last_card=False).alias(newest_first=NEWEST_FIRST)
-    if before is not None:
-        runs = runs.filter(newest_first__gt=-before)
-    runs = runs.order_by("newest_first")[:size]
-    newest_card = cards.filter(customer_id=OuterRef("customer_id")).order_by(NEWEST_FIRST).values("id")[:1]
-    return [runs.values("id"), runs.annotate(newest=Subquery(newest_card)).values("newest")]
 
 
 def _is_card_of(event: AuditEvent, user) -> bool:
@@ -396,8 +349,8 @@ class CardTrail:
 def card_trail(*, customer_id: uuid.UUID, user) -> CardTrail | None:
     """The audit rows of a customer's card for `user`, in one query; None if unreadable.
 
-    One SELECT of the rows whose IDs five bounded index walks name (a UNION ALL), so the database
-    plans each walk on its own index and the rows come back once:
+    One SELECT of the rows whose IDs five bounded index walks name (a UNION ALL, card_walks.card),
+    so the database plans each walk on its own index and the rows come back once:
 
     - History's lookups: the customer's newest KYC_CHANGES_READ of audit_customer_kyc_changes;
     - KYC sessions started and link copies: the newest few of audit_customer_action_recent;
@@ -409,27 +362,28 @@ def card_trail(*, customer_id: uuid.UUID, user) -> CardTrail | None:
     RECENT_LOOKUPS_SHOWN customers and more runs may follow (a user going back and forth between a
     few customers), recent lookups read on, as recent_lookups() does.
     """
-    of_customer = AuditEvent.objects.filter(customer_id=customer_id)
-    walks = [
-        of_customer.filter(action=AuditEvent.Action.LOOKUP, outcome=Outcome.FOUND, kyc_unchanged=False)
-        .order_by(NEWEST_FIRST)
-        .values("id")[:KYC_CHANGES_READ],
-        _session_starts(customer_id).values("id")[:KYC_SESSION_STARTS_READ],
-        _link_copies(customer_id).values("id")[:LINK_COPIES_SHOWN],
-        *_runs_and_their_newest_cards(user, before=None, size=RECENT_LOOKUPS_FIRST_CHUNK),
-    ]
+    walks = card_walks.card(
+        customer_id=customer_id,
+        user_id=user.pk,
+        kyc_changes=KYC_CHANGES_READ,
+        session_starts=KYC_SESSION_STARTS_READ,
+        link_copies=LINK_COPIES_SHOWN,
+        runs=RECENT_LOOKUPS_FIRST_CHUNK,
+    )
     # Sorted here, not by the database: the rows are few, and its sort would be a temporary B-tree.
+    username = get_user_model().USERNAME_FIELD
     rows = (
-        AuditEvent.objects.filter(pk__in=_union_of(walks))
+        AuditEvent.objects.filter(pk__in=walks)
         .order_by()
-        .select_related("user")
         .only(*_CARD_TRAIL_FIELDS)
+        .annotate(username=F(f"user__{username}"))
     )
     try:
         rows = sorted(rows, key=_newest_first)
     except DatabaseError:
         logger.exception("Audit: the card's audit rows of customer %s could not be read", customer_id)
         return None
+    _with_their_users(rows)
     of_this_customer = [event for event in rows if event.customer_id == customer_id]
     try:
         recent = _recent_lookups(user, first_read=rows)
@@ -460,6 +414,7 @@ def card_trail(*, customer_id: uuid.UUID, user) -> CardTrail | None:
 # What the card shows of an audit row, and what card_trail() sorts the rows to their parts by.
 _CARD_TRAIL_FIELDS = (
     "occurred_at",
+    "user",
     "action",
     "customer_id",
     "outcome",
@@ -468,18 +423,18 @@ _CARD_TRAIL_FIELDS = (
     "kyc_unchanged",
     "repeats_last_card",
     "batch",
-    "user__" + get_user_model().USERNAME_FIELD,
 )
 
 
-def _union_of(walks: list[QuerySet]) -> QuerySet:
-    """The IDs the walks name, as one UNION ALL: each walk planned on its own index.
-
-    SQLite takes a walk's ORDER BY and LIMIT in a compound SELECT only inside a subquery, so each
-    part asks for the rows whose IDs its walk names.
-    """
-    first, *others = (AuditEvent.objects.filter(pk__in=walk).order_by().values("id") for walk in walks)
-    return first.union(*others, all=True)
+def _with_their_users(events: list[AuditEvent]) -> None:
+    """Give each row its user, one instance per user with their username only: what the card says of
+    them ("by j.smith"). A user per row, as select_related makes them, cost more than the query."""
+    user_model = get_user_model()
+    users: dict[int, object] = {}
+    for event in events:
+        if event.user_id not in users:
+            users[event.user_id] = user_model(pk=event.user_id, **{user_model.USERNAME_FIELD: event.username})
+        event.user = users[event.user_id]
 
 
 def _session_starts(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
@@ -513,7 +468,12 @@ def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_START
 
 
 def _write(actor: Actor, action: str, *, outcome: str = Outcome.STARTED, **fields) -> AuditEvent:
-    """An audit event by `actor`; "started" unless said otherwise, as an action is recorded before it runs."""
+    """An audit event by `actor`; "started" unless said otherwise, as an action is recorded before it runs.
+
+    No card unless said otherwise (repeats_last_card empty): only a lookup of one customer shows one
+    as it starts.
+    """
+    fields.setdefault("repeats_last_card", None)
     return _create(
         AuditEvent,
         actor,
@@ -610,6 +570,7 @@ def finish_email_search(
                 event.customer_id = customers[0].customer_id
                 event.kyc_status = stored_status_code(customers[0].kycs)
                 event.kyc_sub_status = stored_sub_status_code(customers[0].kycs)
+                event.repeats_last_card = False  # it showed a card: a run of its own, for Your recent lookups
         event.save(
             update_fields=[
                 "outcome",
@@ -618,6 +579,7 @@ def finish_email_search(
                 "customer_id",
                 "kyc_status",
                 "kyc_sub_status",
+                "repeats_last_card",
             ]
         )
     except Exception:
