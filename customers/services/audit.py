@@ -456,8 +456,8 @@ def _link_copies(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
 def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_STARTS_READ) -> list[AuditEvent]:
     """The customer's newest KYC sessions started through the desk, with their users, newest first.
 
-    One query on the audit_customer_action_recent index. Raises DatabaseError: History, which
-    reads it with its other rows, says as a whole that it can't be shown.
+    One query on the audit_customer_action_recent index. Raises DatabaseError: the new session's
+    guard, which asks, decides what an unreadable trail means (a card reads them in card_trail).
     """
     username = "user__" + get_user_model().USERNAME_FIELD
     return list(

@@ -40,12 +40,14 @@ _KEPT_PERMISSIONS = "_dashboard_kept_permissions"
 
 @dataclass(frozen=True)
 class KeptAccess:
-    """The session's copy: read at `version` of the stamp, for the device the session named then.
+    """The session's copy: of `user_id`, read at `version` of their stamp, for the device the session
+    named then.
 
     `device_id` is django-otp's persistent ID of the device the session was verified with ("" for
     none). The permissions are None for a superuser, whom Django lets do everything without them.
     """
 
+    user_id: int
     version: int
     device_id: str
     own_permissions: frozenset[str] | None
@@ -56,6 +58,7 @@ class KeptAccess:
             return None if permissions is None else sorted(permissions)
 
         return {
+            "user_id": self.user_id,
             "version": self.version,
             "device_id": self.device_id,
             "own": listed(self.own_permissions),
@@ -71,10 +74,17 @@ class KeptAccess:
             return None
         try:
             return cls(
-                int(value["version"]), str(value["device_id"]), kept(value["own"]), kept(value["groups"])
+                int(value["user_id"]),
+                int(value["version"]),
+                str(value["device_id"]),
+                kept(value["own"]),
+                kept(value["groups"]),
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+    def but_for_device(self, device_id: str) -> "KeptAccess":
+        return KeptAccess(self.user_id, self.version, device_id, self.own_permissions, self.group_permissions)
 
 
 def stamp_version(user) -> int:
@@ -86,25 +96,25 @@ def stamp_version(user) -> int:
 
 
 def kept_access(session: SessionBase, user, *, device_id: str) -> KeptAccess | None:
-    """The session's copy, if it is still true: made at the user's current version, for `device_id`."""
+    """The session's copy, if it is still true: of this user, at their current version, for `device_id`."""
     kept = KeptAccess.from_session_value(session.get(SESSION_KEY))
-    if kept is None or kept.version != stamp_version(user) or kept.device_id != device_id:
+    if kept is None or kept.user_id != user.pk or kept.version != stamp_version(user):
         return None
-    return kept
+    return kept if kept.device_id == device_id else None
 
 
 def read_access(user, *, device_id: str) -> KeptAccess:
-    """The user's permissions now, with the version read before them and the device `device_id` checked.
+    """The user's permissions now, with the version read before them, for the device `device_id` that
+    the caller found the session verified with.
 
     The version comes first (with the user, at the start of the request): a change made after it
     moves the stamp on, so a copy that already saw the change is still read again, never kept stale.
     """
     version = stamp_version(user)
     if user.is_superuser:
-        return KeptAccess(version, device_id, None, None)
-    return KeptAccess(
-        version, device_id, frozenset(user.get_user_permissions()), frozenset(user.get_group_permissions())
-    )
+        return KeptAccess(user.pk, version, device_id, None, None)
+    own, groups = frozenset(user.get_user_permissions()), frozenset(user.get_group_permissions())
+    return KeptAccess(user.pk, version, device_id, own, groups)
 
 
 def keep(session: SessionBase, kept: KeptAccess) -> None:

@@ -300,3 +300,13 @@ def test_a_copy_of_another_version_is_not_believed(member):
     with CaptureQueriesContext(connection) as queries:
         browser.get(SEARCH, headers=HTMX)
     assert len(reads_of_permissions(queries)) == 2  # the user's own permissions and their groups'
+
+
+def test_a_copy_of_another_user_is_not_believed(member, staff_user):
+    browser = signed_in("m.member")
+    session = browser.session
+    session[access.SESSION_KEY] = session[access.SESSION_KEY] | {"user_id": staff_user.pk}
+    session.save()
+    with CaptureQueriesContext(connection) as queries:
+        browser.get(SEARCH, headers=HTMX)
+    assert len(reads_of_permissions(queries)) == 2

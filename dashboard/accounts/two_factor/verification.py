@@ -76,5 +76,5 @@ def _keep_if_saved(request: HttpRequest) -> None:
         device = user.otp_device
         if device is None or device.persistent_id != device_id:
             return
-        kept = access.KeptAccess(kept.version, device_id, kept.own_permissions, kept.group_permissions)
+        kept = kept.but_for_device(device_id)
     access.keep(session, kept)
