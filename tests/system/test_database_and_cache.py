@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from customers.align.standin.demo import DemoId
 from customers.models import AuditEvent, KycWebhookEvent
-from customers.services import audit
+from customers.services import audit, card_walks
 from dashboard.accounts.sessions import SESSION_REFRESH_SECONDS, SESSION_REFRESHED_KEY
 from dashboard.ops.database import is_unwritable
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
@@ -371,10 +371,11 @@ def test_postgresql_reads_a_card_and_marks_a_lookup_by_index_however_often_the_c
     event = audit.start_lookup_as(audit.Actor(staff_user, None, "plans"), ADA)
     with CaptureQueriesContext(connection) as queries:
         audit.card_trail(customer_id=ADA, user=staff_user)
+        event.kyc_status = "pending"
         AuditEvent.objects.filter(pk=event.pk).update(
-            kyc_status="pending",
-            kyc_unchanged=audit._sees_what_the_lookup_before_saw(event),
-            repeats_last_card=audit._follows_a_card_of_the_same_customer(event),
+            kyc_status=event.kyc_status,
+            kyc_unchanged=card_walks.kyc_unchanged(event),
+            repeats_last_card=card_walks.repeats_last_card(event),
         )
     card_read, outcome_write = (query["sql"] for query in queries.captured_queries)
     with connection.cursor() as cursor:
