@@ -59,7 +59,7 @@ def acting_user(related_name: str, who: str) -> models.ForeignKey:
 
 
 # The rows that showed a user a customer's card: a lookup, or a search by e-mail that found exactly that
-# one; a bulk lookup's rows are not cards shown. They are the rows whose repeats_last_card is set.
+# one; a bulk lookup's rows are not cards shown. The audit trail sets repeats_last_card on these only.
 SHOWN_CARD = models.Q(action__in=["lookup", "email_search"], customer_id__isnull=False, batch__isnull=True)
 
 # "Newest first" as a customer card's walks of the audit trail ask for it (customers/services/audit.py):
