@@ -40,3 +40,31 @@ def prepare_database() -> None:
 
     call_command("collectstatic", interactive=False, verbosity=0)
     call_command("migrate", verbosity=0)
+
+
+def verified_staff_client():
+    """A member of Compliance staff, signed in and verified with a code from an authenticator app.
+
+    As staff work: not a superuser (who skips permission checks), with the permission and the
+    second factor a real session carries. Returns the test client and the user.
+    """
+    import uuid
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+    from django.urls import reverse
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from customers.permissions import COMPLIANCE_STAFF_GROUP
+
+    user = get_user_model().objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
+    user.groups.add(Group.objects.get(name=COMPLIANCE_STAFF_GROUP))
+    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    client = Client()
+    client.force_login(user)
+    code = totp(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    response = client.post(reverse("two_factor_verify"), {"token": f"{code:06d}"})
+    assert response.status_code == 302, "the bench user's code was refused"
+    return client, user

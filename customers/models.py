@@ -58,6 +58,20 @@ def acting_user(related_name: str, who: str) -> models.ForeignKey:
     )
 
 
+# The rows that showed a user a customer's card: a lookup, or a search by e-mail that found exactly that
+# one; a bulk lookup's rows are not cards shown. The audit trail sets repeats_last_card on these only.
+SHOWN_CARD = models.Q(action__in=["lookup", "email_search"], customer_id__isnull=False, batch__isnull=True)
+
+# "Newest first" as a customer card's walks of the audit trail ask for it (customers/services/audit.py):
+# minus the ID, an order only their own indexes hold. Asked for by the ID itself, PostgreSQL may walk
+# the primary key backwards instead and filter: its statistics can't tell that the newest rows of a
+# long run of one customer are all ones the walk skips, so that walk, cheap by its estimate, would
+# read the whole run. SQLite walks these indexes either way.
+NEWEST_FIRST = models.Func(
+    models.F("id"), template="(-%(expressions)s)", output_field=models.BigIntegerField()
+)
+
+
 class AuditEvent(UserActionRecord):
     """One lookup of a customer, or one copy of their KYC link, by one signed-in user.
 
@@ -131,6 +145,25 @@ class AuditEvent(UserActionRecord):
         db_index=True,
         help_text="HMAC-SHA256 of the searched e-mail under DASHBOARD_AUDIT_HASH_KEY; search it by e-mail.",
     )
+    # Two marks that keep a card's reads the same size however often a customer is looked up, set by
+    # the database as the lookup's outcome is written (customers/services/audit.py, finish_lookup).
+    # False, the default, is always safe: the row is then read as it was before the marks existed.
+    kyc_unchanged = models.BooleanField(
+        "KYC unchanged",
+        default=False,
+        help_text="This lookup saw exactly what the customer's lookup before it saw, with no webhook or "
+        "new KYC session between them: History, which shows changes, skips it.",
+    )
+    # Empty on a row that showed no card (a copy, a new session, a bulk lookup's row, a search by
+    # e-mail without one match): the indexes of cards hold the rows where it is set, a condition
+    # SQLite can check without the values a query binds (unlike SHOWN_CARD's list of actions).
+    repeats_last_card = models.BooleanField(
+        "repeats the last card",
+        null=True,
+        default=False,
+        help_text="The user's card before this lookup was of the same customer: Your recent lookups "
+        "reads the first of such a run. Empty on a row that showed no card.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -139,7 +172,7 @@ class AuditEvent(UserActionRecord):
         indexes = [
             models.Index(fields=["user", "action", "-id"], name="audit_user_action_recent"),
             # "Who already sent this customer the link": one indexed read per customer card.
-            models.Index(fields=["customer_id", "action", "-id"], name="audit_customer_action_recent"),
+            models.Index("customer_id", "action", NEWEST_FIRST, name="audit_customer_action_recent"),
             # "Did this user look this customer up lately?", asked before a link copy is believed:
             # one seek to the user's lookups of the customer within the window, however long the trail.
             models.Index(
@@ -148,12 +181,31 @@ class AuditEvent(UserActionRecord):
             # "Your recent lookups": the customers this user was shown a card of, by a lookup or by a
             # search by e-mail with one match, newest first, without sorting a long trail. A bulk
             # lookup's rows are not cards shown, and would push every single lookup out of the list.
+            # A run of cards of one customer is here by its first card only (repeats_last_card),
+            # so a page that refreshed itself a thousand times is one entry, not a thousand.
             models.Index(
-                fields=["user", "-id"],
+                "user",
+                NEWEST_FIRST,
                 name="audit_user_shown_recent",
-                condition=models.Q(
-                    action__in=["lookup", "email_search"], customer_id__isnull=False, batch__isnull=True
-                ),
+                condition=models.Q(repeats_last_card=False),
+            ),
+            # ... and the newest card of one user and one customer, one seek each.
+            models.Index(
+                "user",
+                "customer_id",
+                NEWEST_FIRST,
+                name="audit_user_customer_cards",
+                condition=models.Q(repeats_last_card__isnull=False),
+            ),
+            # History's lookups of a customer (customers/services/history.py): those not marked as
+            # repeating the lookup before them, newest first, whatever the number of those marked.
+            models.Index(
+                "customer_id",
+                "action",
+                "outcome",
+                NEWEST_FIRST,
+                name="audit_customer_kyc_changes",
+                condition=models.Q(kyc_unchanged=False),
             ),
         ]
 
@@ -269,6 +321,8 @@ class KycWebhookEvent(models.Model):
         indexes = [
             # "The newest events of this customer", for the History section and an open page's poll.
             models.Index(fields=["customer_id", "-id"], name="webhook_customer_recent"),
+            # "Did Align say anything of this customer since then?", asked as a lookup's outcome is written.
+            models.Index(fields=["customer_id", "event_created_at"], name="webhook_customer_since"),
         ]
 
     def __str__(self) -> str:

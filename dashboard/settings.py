@@ -198,7 +198,8 @@ MIDDLEWARE = [
     # Before SessionLifetimeMiddleware, which adds a message and answers htmx requests itself.
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, keeping the second factor and the permissions in the session (accounts/access.py).
+    "dashboard.accounts.two_factor.verification.SessionVerificationMiddleware",
     "dashboard.ops.log_context.LogContextMiddleware",
     "dashboard.accounts.sessions.SessionLifetimeMiddleware",
     # After the session's own limits, before two-factor: a session the provider refused ends first.
@@ -214,7 +215,8 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username+address is refused before its password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    # Passwords, as DASHBOARD_PASSWORD_SIGN_IN allows them (on, superusers only, or off).
+    # Passwords, as DASHBOARD_PASSWORD_SIGN_IN allows them (on, superusers only, or off). Both read the
+    # user's access stamp with the user (dashboard/accounts/access.py).
     "dashboard.accounts.passwords.PasswordBackend",
     # The identity provider's answer at /accounts/sso/callback/ (docs/single-sign-on.md).
     "dashboard.accounts.sso.backend.SingleSignOnBackend",

@@ -254,6 +254,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
         ),
         # A search by e-mail (issue #14): what it found, and the keyed hash of the address.
         ("Search by e-mail", {"fields": ["match_count", "matched_customer_ids", "email_hash"]}),
+        # What the database marked as the outcome was written, for the cards read later (issue #21).
+        ("Read by later cards", {"fields": ["kyc_unchanged_mark", "repeats_last_card_mark"]}),
     ]
     readonly_fields = [
         "time",
@@ -268,6 +270,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "match_count",
         "matched_customer_ids",
         "email_hash",
+        "kyc_unchanged_mark",
+        "repeats_last_card_mark",
     ]
     list_filter = [
         ("user", UserWithEventsFilter),
@@ -329,6 +333,19 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def automatic_refresh(self, event: AuditEvent) -> str:
         """Made by the customer's open page by itself (issue #13), not by a click on Refresh."""
         return "Yes" if event.automatic else "No"
+
+    @admin.display(description="KYC unchanged")
+    def kyc_unchanged_mark(self, event: AuditEvent) -> str:
+        """Saw what the lookup before it saw, so History skips it (customers/services/audit.py)."""
+        return "Yes" if event.kyc_unchanged else "No"
+
+    @admin.display(description="repeats the last card")
+    def repeats_last_card_mark(self, event: AuditEvent) -> str:
+        """Followed a card of the same customer, so Your recent lookups reads its run by the first;
+        empty for a row that showed no card."""
+        if event.repeats_last_card is None:
+            return self.get_empty_value_display()
+        return "Yes" if event.repeats_last_card else "No"
 
     @admin.display(description="client IP", ordering="client_ip")
     def client_ip_column(self, event: AuditEvent) -> str:

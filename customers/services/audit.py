@@ -4,6 +4,11 @@ A lookup is recorded in two steps. The row is written *before* Align is asked, s
 is ever fetched without a record of who asked; if that write fails, the lookup does not
 happen. The outcome is written afterwards; if that write fails, the page is still shown
 (its access is already on record, as "started") and the failure is logged.
+
+A customer's card reads what the trail adds to it (its History's lookups and KYC sessions, the
+link's last copies, the user's recent lookups) in one query, card_trail(), whose every part is a
+walk of a bounded length: the outcome's write marks the lookups History and Your recent lookups
+can skip, so the card costs the same however often the customer was looked up.
 """
 
 import logging
@@ -13,11 +18,19 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from customers.align import client
 from customers.align.records import Customer
-from customers.models import AuditEvent, AuditExport, BulkLookup, BulkLookupExport
+from customers.models import (
+    NEWEST_FIRST,
+    AuditEvent,
+    AuditExport,
+    BulkLookup,
+    BulkLookupExport,
+)
+from customers.services import card_walks
 from customers.services.decisions import stored_status_code, stored_sub_status_code
 from dashboard.accounts.sessions import SESSION_STARTED_KEY
 from dashboard.ops import metrics
@@ -33,6 +46,8 @@ RECENT_LOOKUPS_SHOWN = 10
 RECENT_LOOKUPS_FIRST_CHUNK = 25
 RECENT_LOOKUPS_SCANNED = 1000
 LINK_COPIES_SHOWN = 5
+# The customer's newest lookups that saw a KYC state other than the lookup before them: History's.
+KYC_CHANGES_READ = 50
 # A customer's KYC sessions started through the desk that History reads: the newest decides the
 # card's "links copied before then no longer work", and a few more show in its list.
 KYC_SESSION_STARTS_READ = 5
@@ -101,7 +116,10 @@ def start_lookup_as(
     batch_id: uuid.UUID | None = None,
     automatic: bool = False,
 ) -> AuditEvent:
-    """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID."""
+    """start_lookup without a request: for a bulk lookup's rows, which carry their batch's ID.
+
+    A lookup of one customer shows a card, the first of a run until its outcome says otherwise.
+    """
     return _write(
         actor,
         AuditEvent.Action.LOOKUP,
@@ -109,24 +127,49 @@ def start_lookup_as(
         is_refresh=is_refresh,
         batch_id=batch_id,
         automatic=automatic,
+        repeats_last_card=False if batch_id is None else None,
     )
 
 
 def finish_lookup(event: AuditEvent, *, customer: Customer | None = None, error=None) -> None:
-    """Record how the lookup ended. Never raises: the result must reach the user regardless."""
+    """Record how the lookup ended. Never raises: the result must reach the user regardless.
+
+    The same UPDATE lets the database mark what later cards may skip, as it knows the rows before
+    this one and this write is made anyway (card_walks):
+
+    - kyc_unchanged, for a found lookup whose state is exactly that of the customer's lookup before
+      it (by ID, whatever its outcome), with no KYC session started and no webhook of Align's time
+      since that one. In History's order it then follows a sighting of the same state and folds into
+      it without changing anything (customers/services/history.py, fold), so History is the same
+      without it. A failure before it, a session, a webhook, a row still "started": not marked. A
+      webhook arriving after this write with an earlier time of Align's can still fall between
+      them; missing it moves History's "since" to a later sighting of the same state, no more.
+    - repeats_last_card, for a lookup of one customer whose user's card before it was of the same
+      customer: the newest first card of a run below it (audit_user_shown_recent) is the run's.
+    """
     # The one broad except of the audit trail, because "never raises" is this function's
     # contract: whatever fails here (the database, or a value it cannot store, such as text that
     # cannot be encoded), the lookup's access is already on record as "started", and the page
     # must still be shown. The failure is logged with its traceback, so it is not lost.
     try:
+        marks = []
         if customer is not None:
             event.outcome = Outcome.FOUND
             event.kyc_status = stored_status_code(customer.kycs)
             event.kyc_sub_status = stored_sub_status_code(customer.kycs)
+            event.kyc_unchanged = card_walks.kyc_unchanged(event)
+            marks.append("kyc_unchanged")
         else:
             event.outcome = outcome_of_failure(error)
+        if event.batch_id is None:
+            event.repeats_last_card = card_walks.repeats_last_card(event)
+            marks.append("repeats_last_card")
         metrics.LOOKUPS.labels(outcome=event.outcome).inc()
-        event.save(update_fields=["outcome", "kyc_status", "kyc_sub_status"])
+        event.save(update_fields=["outcome", "kyc_status", "kyc_sub_status", *marks])
+        for mark in marks:
+            # The database decided it; this instance holds the question, so it forgets it (a read
+            # would load the answer).
+            del event.__dict__[mark]
     except Exception:
         metrics.AUDIT_WRITE_FAILURES.labels(action=AuditEvent.Action.LOOKUP).inc()
         logger.exception("Audit: the outcome of lookup %s could not be written; it stays 'started'", event.pk)
@@ -193,42 +236,84 @@ def record_export(request, *, rows: int, filters: str, all_matching: bool) -> Au
 def recent_lookups(user) -> list[AuditEvent] | None:
     """The user's last distinct customers with what was seen the last time; None if unreadable.
 
-    The audit trail only grows, so this never groups over all of the user's lookups: it walks
-    their newest lookups through audit_user_action_recent and keeps the first (newest) of each
-    customer until it has RECENT_LOOKUPS_SHOWN. The first read of RECENT_LOOKUPS_FIRST_CHUNK rows
-    nearly always suffices; a user who looked the same few customers up over and over needs
-    more, each read twice the last, and after RECENT_LOOKUPS_SCANNED lookups (six reads) it stops
-    and shows the customers found so far. Every read is an index walk of a bounded length, so the
-    cost is the same at ten rows or a million.
+    The audit trail only grows, so this never groups over all of the user's lookups. A user's cards
+    come in runs of one customer (an open pending page refreshing itself makes long ones), and
+    finish_lookup marks every card of a run but the first (repeats_last_card). So it walks the
+    user's newest runs by their first cards through audit_user_shown_recent and reads, in the same
+    query, the newest card of each of their customers through audit_user_customer_cards. The first
+    read of RECENT_LOOKUPS_FIRST_CHUNK runs nearly always suffices; a user who went back and forth
+    between the same few customers needs more, each read twice the last, and after
+    RECENT_LOOKUPS_SCANNED runs (six reads) it stops and shows the customers found so far. Every
+    read is a few index walks of a bounded length, so the cost is the same at ten rows or a million,
+    and however often one customer was looked up.
     """
-    # A search by e-mail with one match showed that customer's card, so it counts as its lookup;
-    # a bulk lookup's rows are left out (its own page lists them). These conditions are exactly
-    # those of the audit_user_shown_recent index, which it walks.
-    lookups = (
-        AuditEvent.objects.filter(
-            user=user, action__in=SHOWN_CUSTOMER_ACTIONS, customer_id__isnull=False, batch__isnull=True
-        )
-        # What a row of the list shows, and no more: whole rows (a JSON column among them) cost a
-        # lookup more than the read itself.
-        .only("customer_id", "occurred_at", "outcome", "kyc_status")
-        .order_by("-id")
-    )
-    newest_by_customer: dict[uuid.UUID, AuditEvent] = {}
-    chunk_size, scanned = RECENT_LOOKUPS_FIRST_CHUNK, 0
     try:
-        while scanned < RECENT_LOOKUPS_SCANNED:
-            chunk = list(lookups[: min(chunk_size, RECENT_LOOKUPS_SCANNED - scanned)])
-            for event in chunk:
-                newest_by_customer.setdefault(event.customer_id, event)
-            if len(newest_by_customer) >= RECENT_LOOKUPS_SHOWN or len(chunk) < chunk_size:
-                break
-            lookups = lookups.filter(id__lt=chunk[-1].id)
-            scanned += len(chunk)
-            chunk_size *= 2
+        return _recent_lookups(user, first_read=None)
     except DatabaseError:
         logger.exception("Audit: recent lookups could not be read")
         return None
-    return list(newest_by_customer.values())[:RECENT_LOOKUPS_SHOWN]
+
+
+def _recent_lookups(user, *, first_read: list[AuditEvent] | None) -> list[AuditEvent]:
+    """recent_lookups(), raising DatabaseError; `first_read` holds the rows of its first read if
+    they were read already, with others (card_trail's)."""
+    newest_by_customer: dict[uuid.UUID, AuditEvent] = {}
+    chunk_size, scanned, before = RECENT_LOOKUPS_FIRST_CHUNK, 0, None
+    rows = first_read
+    while scanned < RECENT_LOOKUPS_SCANNED:
+        size = min(chunk_size, RECENT_LOOKUPS_SCANNED - scanned)
+        if rows is None:
+            if before is None:
+                walks = card_walks.runs_and_their_newest_cards(user_id=user.pk, size=size)
+            else:
+                walks = card_walks.runs_below_and_their_newest_cards(user_id=user.pk, below=before, size=size)
+            rows = list(AuditEvent.objects.filter(pk__in=walks).order_by().only(*_RECENT_LOOKUP_FIELDS))
+        cards = sorted((event for event in rows if _is_card_of(event, user)), key=_newest_first)
+        newest_card_read: dict[uuid.UUID, AuditEvent] = {}
+        for event in cards:
+            newest_card_read.setdefault(event.customer_id, event)
+        # The runs of this read are its newest first cards below `before`: any other row read is
+        # either a newer card of the same customers or older than all of them.
+        runs = [
+            event for event in cards if not event.repeats_last_card and (before is None or event.pk < before)
+        ]
+        for run in runs[:size]:
+            newest_by_customer.setdefault(run.customer_id, newest_card_read[run.customer_id])
+        if len(newest_by_customer) >= RECENT_LOOKUPS_SHOWN or len(runs) < size:
+            break
+        before = runs[size - 1].pk
+        scanned += size
+        chunk_size *= 2
+        rows = None
+    return sorted(newest_by_customer.values(), key=_newest_first)[:RECENT_LOOKUPS_SHOWN]
+
+
+# What a row of Your recent lookups shows, and what tells a card and the first of a run: no more, as
+# whole rows (a JSON column among them) cost a lookup more than the read itself.
+_RECENT_LOOKUP_FIELDS = (
+    "customer_id",
+    "occurred_at",
+    "outcome",
+    "kyc_status",
+    "action",
+    "batch",
+    "user",
+    "repeats_last_card",
+)
+
+
+def _is_card_of(event: AuditEvent, user) -> bool:
+    """Whether the row showed `user` a customer's card (SHOWN_CARD, in Python)."""
+    return (
+        event.user_id == user.pk
+        and event.action in SHOWN_CUSTOMER_ACTIONS
+        and event.customer_id is not None
+        and event.batch_id is None
+    )
+
+
+def _newest_first(event: AuditEvent) -> int:
+    return -event.pk
 
 
 def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> list[AuditEvent] | None:
@@ -237,34 +322,158 @@ def link_copies(*, customer_id: uuid.UUID, limit: int = LINK_COPIES_SHOWN) -> li
     One query on the audit_customer_action_recent index. Reading it is not itself audited: it
     shows what staff did with the link, not the customer, and the lookup that shows it is on record.
     """
-    copies = AuditEvent.objects.filter(customer_id=customer_id, action=AuditEvent.Action.LINK_COPIED)
     try:
         username = "user__" + get_user_model().USERNAME_FIELD
-        return list(copies.select_related("user").only("occurred_at", username).order_by("-id")[:limit])
+        return list(_link_copies(customer_id).select_related("user").only("occurred_at", username)[:limit])
     except DatabaseError:
         logger.exception("Audit: the link copies of customer %s could not be read", customer_id)
         return None
 
 
-def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_STARTS_READ) -> list[AuditEvent]:
-    """The customer's newest KYC sessions started through the desk, with their users, newest first.
+@dataclass(frozen=True)
+class CardTrail:
+    """What the audit trail adds to one customer's card, as card_trail() reads it in one query.
 
-    One query on the audit_customer_action_recent index. Raises DatabaseError: History, which
-    reads it with its other rows, says as a whole that it can't be shown.
+    Each part holds what its own read would: `kyc_changes`, the customer's newest found lookups
+    that History has not seen yet (kyc_unchanged False); `session_starts`, the KYC sessions leads
+    started (as kyc_session_starts); `link_copies`, as link_copies(); `recent_lookups`, as
+    recent_lookups() for the user. All newest first, with their users.
     """
-    starts = AuditEvent.objects.filter(
+
+    kyc_changes: tuple[AuditEvent, ...]
+    session_starts: tuple[AuditEvent, ...]
+    link_copies: list[AuditEvent]
+    recent_lookups: list[AuditEvent] | None
+
+
+def card_trail(*, customer_id: uuid.UUID, user) -> CardTrail | None:
+    """The audit rows of a customer's card for `user`, in one query; None if unreadable.
+
+    One SELECT of the rows whose IDs five bounded index walks name (a UNION ALL, card_walks.card),
+    so the database plans each walk on its own index and the rows come back once:
+
+    - History's lookups: the customer's newest KYC_CHANGES_READ of audit_customer_kyc_changes;
+    - KYC sessions started and link copies: the newest few of audit_customer_action_recent;
+    - Your recent lookups: recent_lookups()'s first read, the user's newest runs of cards of one
+      customer by their first cards (audit_user_shown_recent) and the newest card of each of their
+      customers (audit_user_customer_cards, one seek each).
+
+    Python then sorts each row to the parts it belongs to. When the runs read hold fewer than
+    RECENT_LOOKUPS_SHOWN customers and more runs may follow (a user going back and forth between a
+    few customers), recent lookups read on, as recent_lookups() does.
+    """
+    walks = card_walks.card(
+        customer_id=customer_id,
+        user_id=user.pk,
+        kyc_changes=KYC_CHANGES_READ,
+        session_starts=KYC_SESSION_STARTS_READ,
+        link_copies=LINK_COPIES_SHOWN,
+        runs=RECENT_LOOKUPS_FIRST_CHUNK,
+    )
+    # Sorted here, not by the database: the rows are few, and its sort would be a temporary B-tree.
+    username = get_user_model().USERNAME_FIELD
+    rows = (
+        AuditEvent.objects.filter(pk__in=walks)
+        .order_by()
+        .only(*_CARD_TRAIL_FIELDS)
+        .annotate(username=F(f"user__{username}"))
+    )
+    try:
+        rows = sorted(rows, key=_newest_first)
+    except DatabaseError:
+        logger.exception("Audit: the card's audit rows of customer %s could not be read", customer_id)
+        return None
+    _with_their_users(rows)
+    of_this_customer = [event for event in rows if event.customer_id == customer_id]
+    try:
+        recent = _recent_lookups(user, first_read=rows)
+    except DatabaseError:
+        logger.exception("Audit: recent lookups could not be read")
+        recent = None
+    return CardTrail(
+        kyc_changes=tuple(
+            event
+            for event in of_this_customer
+            if event.action == AuditEvent.Action.LOOKUP
+            and event.outcome == Outcome.FOUND
+            and not event.kyc_unchanged
+        )[:KYC_CHANGES_READ],
+        session_starts=tuple(
+            event
+            for event in of_this_customer
+            if event.action == AuditEvent.Action.KYC_SESSION_STARTED
+            and event.outcome == Outcome.SESSION_STARTED
+        )[:KYC_SESSION_STARTS_READ],
+        link_copies=[event for event in of_this_customer if event.action == AuditEvent.Action.LINK_COPIED][
+            :LINK_COPIES_SHOWN
+        ],
+        recent_lookups=recent,
+    )
+
+
+# What the card shows of an audit row, and what card_trail() sorts the rows to their parts by.
+_CARD_TRAIL_FIELDS = (
+    "occurred_at",
+    "user",
+    "action",
+    "customer_id",
+    "outcome",
+    "kyc_status",
+    "kyc_sub_status",
+    "kyc_unchanged",
+    "repeats_last_card",
+    "batch",
+)
+
+
+def _with_their_users(events: list[AuditEvent]) -> None:
+    """Give each row its user, one instance per user with their username only: what the card says of
+    them ("by j.smith"). A user per row, as select_related makes them, cost more than the query."""
+    user_model = get_user_model()
+    users: dict[int, object] = {}
+    for event in events:
+        if event.user_id not in users:
+            users[event.user_id] = user_model(pk=event.user_id, **{user_model.USERNAME_FIELD: event.username})
+        event.user = users[event.user_id]
+
+
+def _session_starts(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
+    """Newest first through audit_customer_action_recent."""
+    return AuditEvent.objects.filter(
         customer_id=customer_id,
         action=AuditEvent.Action.KYC_SESSION_STARTED,
         outcome=AuditEvent.Outcome.SESSION_STARTED,
+    ).order_by(NEWEST_FIRST)
+
+
+def _link_copies(customer_id: uuid.UUID) -> QuerySet[AuditEvent]:
+    """Newest first through audit_customer_action_recent."""
+    return AuditEvent.objects.filter(customer_id=customer_id, action=AuditEvent.Action.LINK_COPIED).order_by(
+        NEWEST_FIRST
     )
+
+
+def kyc_session_starts(*, customer_id: uuid.UUID, limit: int = KYC_SESSION_STARTS_READ) -> list[AuditEvent]:
+    """The customer's newest KYC sessions started through the desk, with their users, newest first.
+
+    One query on the audit_customer_action_recent index. Raises DatabaseError: the new session's
+    guard, which asks, decides what an unreadable trail means (a card reads them in card_trail).
+    """
     username = "user__" + get_user_model().USERNAME_FIELD
     return list(
-        starts.select_related("user").only("occurred_at", "kyc_status", username).order_by("-id")[:limit]
+        _session_starts(customer_id)
+        .select_related("user")
+        .only("occurred_at", "kyc_status", username)[:limit]
     )
 
 
 def _write(actor: Actor, action: str, *, outcome: str = Outcome.STARTED, **fields) -> AuditEvent:
-    """An audit event by `actor`; "started" unless said otherwise, as an action is recorded before it runs."""
+    """An audit event by `actor`; "started" unless said otherwise, as an action is recorded before it runs.
+
+    No card unless said otherwise (repeats_last_card empty): only a lookup of one customer shows one
+    as it starts.
+    """
+    fields.setdefault("repeats_last_card", None)
     return _create(
         AuditEvent,
         actor,
@@ -361,6 +570,7 @@ def finish_email_search(
                 event.customer_id = customers[0].customer_id
                 event.kyc_status = stored_status_code(customers[0].kycs)
                 event.kyc_sub_status = stored_sub_status_code(customers[0].kycs)
+                event.repeats_last_card = False  # it showed a card: a run of its own, for Your recent lookups
         event.save(
             update_fields=[
                 "outcome",
@@ -369,6 +579,7 @@ def finish_email_search(
                 "customer_id",
                 "kyc_status",
                 "kyc_sub_status",
+                "repeats_last_card",
             ]
         )
     except Exception:

@@ -4,6 +4,9 @@ The History section merges two records the desk keeps: the states Align pushed
 (KycWebhookEvent, one per `customer.kycs.updated` delivery) and the overall statuses staff saw
 at their lookups (AuditEvent rows with outcome "found"). It shows only changes: consecutive
 observations of one state fold into one entry, which keeps the time of the first ("since").
+So a lookup that saw exactly what the lookup before it saw, with nothing between them, can never
+be an entry nor change one: the audit trail marks it as it is written, and History reads only the
+others, which keeps a card's cost flat however often the customer is looked up.
 
 A lookup records the overall status and the sub-status (rows from before the sub-status was kept
 have none), so two observations are the same state when their overall statuses match and, where
@@ -20,7 +23,6 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
@@ -33,10 +35,10 @@ from customers.services.decisions import Badge, stored_status_code, stored_sub_s
 
 logger = logging.getLogger(__name__)
 
-# Each record is read newest first through its index, this many rows: the cost of a card stays
-# the same however long the customer's history grows.
+# Webhook events are read newest first through their index, this many: the cost of a card stays
+# the same however long the customer's history grows. The lookups come with the card's other audit
+# rows (customers/services/audit.py, card_trail), as many and bounded the same way.
 WEBHOOK_EVENTS_READ = 50
-LOOKUPS_READ = 50
 ALIGN_SOURCE = "Align"
 
 
@@ -120,38 +122,34 @@ class KycHistory:
     session_restart: str | None = None
 
 
-def kyc_history(*, customer: Customer, viewer_id: int, seen_at: datetime) -> KycHistory | None:
+def kyc_history(
+    *, customer: Customer, trail: audit.CardTrail | None, viewer_id: int, seen_at: datetime
+) -> KycHistory | None:
     """The customer's History section for `viewer_id`'s card, just fetched at `seen_at`; None when
     it can't be read.
 
-    Three indexed reads: webhook_customer_recent, and audit_customer_action_recent for the lookups
-    and for the KYC sessions leads started.
+    The audit rows are the card's (`trail`): only the lookups that saw a state other than the
+    lookup before them, since the others would fold into it (audit.finish_lookup marks them), and
+    the KYC sessions leads started. The webhook events are one indexed read of their own
+    (webhook_customer_recent).
     """
+    if trail is None:
+        return None
     customer_id = customer.customer_id
     try:
-        # Only the columns a history entry shows: every lookup card reads up to a hundred rows
-        # here, and building whole rows (with the users') was a sixth of a lookup's time.
+        # Only the columns a history entry shows.
         events = list(
             KycWebhookEvent.objects.filter(customer_id=customer_id)
             .only("event_created_at", "kyc_status", "kyc_sub_status")
             .order_by("-id")[:WEBHOOK_EVENTS_READ]
         )
-        lookups = list(
-            AuditEvent.objects.filter(
-                customer_id=customer_id, action=AuditEvent.Action.LOOKUP, outcome=AuditEvent.Outcome.FOUND
-            )
-            .select_related("user")
-            .only("occurred_at", "kyc_status", "kyc_sub_status", "user__" + get_user_model().USERNAME_FIELD)
-            .order_by("-id")[:LOOKUPS_READ]
-        )
-        session_starts = audit.kyc_session_starts(customer_id=customer_id)
     except DatabaseError:
         logger.exception("The KYC history of customer %s could not be read", customer_id)
         return None
     return build_history(
         events,
-        lookups,
-        session_starts,
+        trail.kyc_changes,
+        trail.session_starts,
         viewer_id=viewer_id,
         current=KycState.of_customer(customer),
         current_at=seen_at,

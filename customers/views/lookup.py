@@ -143,13 +143,18 @@ def _lookup(
 
 
 def card_context(request: HtmxHttpRequest, customer: Customer, fetched_at) -> dict:
-    """What the customer card shows beside the customer: link copies, KYC history, the watch."""
-    kyc_history = history.kyc_history(customer=customer, viewer_id=request.user.pk, seen_at=fetched_at)
+    """What the customer card shows beside the customer: link copies, KYC history, the watch, and
+    Your recent lookups, whose audit rows come in the card's one read (audit.card_trail)."""
+    trail = audit.card_trail(customer_id=customer.customer_id, user=request.user)
+    kyc_history = history.kyc_history(
+        customer=customer, trail=trail, viewer_id=request.user.pk, seen_at=fetched_at
+    )
     return {
         "customer": customer,
-        "link_copies": audit.link_copies(customer_id=customer.customer_id),
+        "link_copies": trail.link_copies if trail else None,
         "kyc_history": kyc_history,
         "kyc_watch": history.watch_for(customer, kyc_history),
+        "recent_lookups": trail.recent_lookups if trail else None,
     }
 
 
@@ -223,16 +228,15 @@ def render_lookup_page(
     """The whole page, or for htmx the result area with the tab title and the field's message.
 
     After a recorded lookup the fragment also carries Recent lookups, swapped out of band.
+    A customer's card brings its own (card_context); other pages read them here.
     """
+    wants_recent_lookups = lookup_recorded or not _wants_fragment(request)
+    if wants_recent_lookups and "recent_lookups" not in context:  # a card's context has them already
+        context = context | {"recent_lookups": audit.recent_lookups(request.user)}
     if not _wants_fragment(request):
-        context = context | {
-            "demo_list": _stand_in_demo_list(),
-            "recent_lookups": audit.recent_lookups(request.user),
-        }
+        context = context | {"demo_list": _stand_in_demo_list()}
         return render(request, PAGE_TEMPLATE, context, status=status)
     context = context | {"swap_out_of_band": True, "lookup_recorded": lookup_recorded}
-    if lookup_recorded:
-        context["recent_lookups"] = audit.recent_lookups(request.user)
     return render(request, f"{PAGE_TEMPLATE}#fragment", context, status=status)
 
 

@@ -80,3 +80,25 @@ class SingleSignOnIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} at {self.issuer}"
+
+
+class AccessStamp(models.Model):
+    """The version of what a user may do and of their second factors, which sessions keep a copy of.
+
+    A session keeps the user's permissions and the device it was verified with, with the version
+    they were read at (dashboard/accounts/access.py), so a request reads neither. The version moves
+    on whenever either could have changed, and a session holding another version reads them again
+    on its next request, in whichever process: the stamp is read with the user itself. A user
+    without a stamp is at version 0 until the first change gives them one.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="access_stamp"
+    )
+    version = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"Access stamp {self.version} of user {self.user_id}"

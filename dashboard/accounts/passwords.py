@@ -12,6 +12,8 @@ A backend rather than the login form, so the admin's own login page obeys the sa
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 
+from dashboard.accounts.access import AccessStampBackendMixin
+
 
 def password_sign_in_mode() -> str:
     return settings.DASHBOARD_PASSWORD_SIGN_IN
@@ -22,8 +24,11 @@ def is_break_glass() -> bool:
     return password_sign_in_mode() == "break-glass"
 
 
-class PasswordBackend(ModelBackend):
-    """Django's username-and-password check, for the accounts DASHBOARD_PASSWORD_SIGN_IN lets through."""
+class PasswordBackend(AccessStampBackendMixin, ModelBackend):
+    """Django's username-and-password check, for the accounts DASHBOARD_PASSWORD_SIGN_IN lets through.
+
+    The session's user is read with its access stamp (dashboard/accounts/access.py).
+    """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if password_sign_in_mode() == "off":

@@ -26,10 +26,11 @@ from django.db.utils import OperationalError
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.align.standin.demo import DemoId
-from customers.models import AuditEvent
-from customers.services import audit
+from customers.models import AuditEvent, KycWebhookEvent
+from customers.services import audit, card_walks
 from dashboard.accounts.sessions import SESSION_REFRESH_SECONDS, SESSION_REFRESHED_KEY
 from dashboard.ops.database import is_unwritable
 from tests.conftest import STAFF_PASSWORD, STAFF_USERNAME
@@ -330,3 +331,73 @@ def test_postgresql_reads_a_customers_link_copies_through_the_customer_index(sta
 
     assert "audit_customer_action_recent" in plan, plan
     assert "Sort" not in plan
+
+
+@needs_services
+@pytest.mark.django_db
+def test_postgresql_reads_a_card_and_marks_a_lookup_by_index_however_often_the_customer_was_looked_up(
+    staff_user, django_user_model
+):
+    """The card's one read (audit.card_trail) and the outcome's UPDATE that marks what later cards skip
+    (audit.finish_lookup), on a trail shaped like a team's, with Ada looked up 2,000 times by one user,
+    her page refreshing itself: each walk names its index, and nothing scans the audit table."""
+    colleagues = [staff_user] + [
+        django_user_model.objects.create_user(username=f"colleague{number}") for number in range(4)
+    ]
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            user=colleagues[number % len(colleagues)],
+            action="link_copied" if number % 5 == 0 else "lookup",
+            customer_id=uuid.UUID(int=number % 7000 + 1, version=4),
+            outcome="copied" if number % 5 == 0 else "found",
+            kyc_status="approved",
+        )
+        for number in range(30_000)
+    )
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            user=staff_user,
+            action="lookup",
+            customer_id=ADA,
+            outcome="found",
+            kyc_status="pending",
+            kyc_unchanged=number > 0,
+            repeats_last_card=number > 0,
+            automatic=number > 0,
+        )
+        for number in range(2000)
+    )
+    KycWebhookEvent.objects.bulk_create(
+        KycWebhookEvent(
+            delivery_key=f"{number:064x}",
+            customer_id=uuid.UUID(int=number % 7000 + 1, version=4),
+            event_created_at=timezone.now(),
+            kyc_status="approved",
+        )
+        for number in range(5000)
+    )
+    event = audit.start_lookup_as(audit.Actor(staff_user, None, "plans"), ADA)
+    with CaptureQueriesContext(connection) as queries:
+        audit.card_trail(customer_id=ADA, user=staff_user)
+        event.kyc_status = "pending"
+        AuditEvent.objects.filter(pk=event.pk).update(
+            kyc_status=event.kyc_status,
+            kyc_unchanged=card_walks.kyc_unchanged(event),
+            repeats_last_card=card_walks.repeats_last_card(event),
+        )
+    card_read, outcome_write = (query["sql"] for query in queries.captured_queries)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE customers_auditevent")
+        cursor.execute("ANALYZE customers_kycwebhookevent")
+        plans = []
+        for sql in (card_read, outcome_write):
+            cursor.execute(f"EXPLAIN {sql}")
+            plans.append(" / ".join(row[0] for row in cursor.fetchall()))
+    card_plan, outcome_plan = plans
+
+    for index in ("audit_customer_kyc_changes", "audit_user_shown_recent", "audit_user_customer_cards"):
+        assert index in card_plan, card_plan
+    assert "Seq Scan on customers_auditevent" not in card_plan, card_plan
+    for index in ("audit_customer_action_recent", "audit_user_shown_recent", "webhook_customer_since"):
+        assert index in outcome_plan, outcome_plan
+    assert "Seq Scan on customers_auditevent" not in outcome_plan, outcome_plan

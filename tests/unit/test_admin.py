@@ -238,6 +238,8 @@ def test_event_page_shows_every_field_of_the_event_time_first(admin_client, even
         ("match_count", "Matches", "-"),
         ("matched_customer_ids", "Matched customer IDs", "-"),
         ("email_hash", "E-mail hash", "-"),
+        ("kyc_unchanged", "KYC unchanged", "No"),
+        ("repeats_last_card", "Repeats the last card", "No"),
     ]
     assert {name for name, _, _ in shown} == {field.name for field in AuditEvent._meta.concrete_fields}
     assert event_page_rows(admin_client.get(change_url(event))) == [(label, text) for _, label, text in shown]

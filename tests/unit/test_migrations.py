@@ -1,5 +1,7 @@
 """The compliance groups that migration 0003 creates: exactly the permissions each job needs."""
 
+import uuid
+
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
@@ -198,6 +200,38 @@ def test_0009_can_be_reversed_and_applied_again():
     assert "email_hash" not in columns
     call_command("migrate", "customers", latest_customers_migration()[1], verbosity=0)
     assert Group.objects.get(name=LEADS).permissions.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0012_reads_the_trail_written_before_it_as_before(django_user_model):
+    """Issue #21: no old row is marked as repeating what came before it, and only cards carry the mark."""
+    before = ("customers", "0010_audit_sub_status_and_single_lookups")
+    call_command("migrate", *before, verbosity=0)
+    old = MigrationExecutor(connection).loader.project_state(before).apps
+    user = old.get_model("auth", "User").objects.create(username="before")
+    batch = old.get_model("customers", "BulkLookup").objects.create(
+        user=user, ids_submitted=1, ids_valid=1, duplicates=0, rejected=0
+    )
+    for action, batch_of_it, customer_id in (
+        ("lookup", None, uuid.uuid4()),
+        ("lookup", batch, uuid.uuid4()),
+        ("link_copied", None, uuid.uuid4()),
+        ("email_search", None, None),
+    ):
+        old.get_model("customers", "AuditEvent").objects.create(
+            user=user, action=action, batch=batch_of_it, customer_id=customer_id, outcome="found"
+        )
+    call_command("migrate", "customers", latest_customers_migration()[1], verbosity=0)
+    marks = {
+        (event.action, event.batch_id is not None): (event.kyc_unchanged, event.repeats_last_card)
+        for event in AuditEvent.objects.all()
+    }
+    assert marks == {
+        ("lookup", False): (False, False),  # a card: the first of its run
+        ("lookup", True): (False, None),  # a bulk lookup's row: no card, but History's still
+        ("link_copied", False): (False, None),
+        ("email_search", False): (False, None),  # found no single customer: no card
+    }
 
 
 @pytest.mark.django_db

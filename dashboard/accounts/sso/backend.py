@@ -25,6 +25,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import IntegrityError, transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from dashboard.accounts.access import AccessStampBackendMixin
 from dashboard.accounts.models import SingleSignOnIdentity
 from dashboard.accounts.sso import provider
 from dashboard.accounts.sso.provider import ProviderRefused, ProviderUnavailable, Tokens
@@ -63,11 +64,11 @@ def trusts_provider_mfa(claims: dict) -> bool:
     return bool(set(_claim_list(claims.get("amr"))) & set(settings.DASHBOARD_OIDC_TRUSTED_AMR))
 
 
-class SingleSignOnBackend(OIDCAuthenticationBackend):
+class SingleSignOnBackend(AccessStampBackendMixin, OIDCAuthenticationBackend):
     """Signs in the user the provider's verified `sub` names, creating the account at the first sign-in.
 
-    Also what the session's user is read with afterwards (get_user): an account deactivated here
-    is signed out at its next request, as with passwords.
+    Also what the session's user is read with afterwards (get_user, with its access stamp): an
+    account deactivated here is signed out at its next request, as with passwords.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -206,7 +207,3 @@ class SingleSignOnBackend(OIDCAuthenticationBackend):
         user.single_sign_on_claims = claims
         user.single_sign_on_tokens = self.tokens
         return user
-
-    def get_user(self, user_id):
-        user = super().get_user(user_id)
-        return user if user is not None and self.user_can_authenticate(user) else None
