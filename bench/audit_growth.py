@@ -14,12 +14,10 @@ Run from the project root:  .venv/bin/python bench/audit_growth.py [--sizes 0,10
 """
 
 import argparse
-import logging
 import math
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -42,19 +40,10 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = sorted(int(size) for size in arguments.sizes.split(","))
 
-    from bench.in_process import STAND_IN_KEY, set_up_django
-    from customers.align.standin.server import serving
+    from bench.in_process import django_beside_a_stand_in
 
-    with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
-        # The demo customers' odd values are logged as warnings, once per lookup.
-        set_up_django(
-            stand_in,
-            database_path=str(Path(scratch) / "bench.sqlite3"),
-            static_root=Path(scratch) / "static",
-            silence_up_to=logging.WARNING,
-        )
+    with django_beside_a_stand_in():
         run(sizes, arguments.rounds)
-    print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
 def run(sizes: list[int], rounds: int) -> None:

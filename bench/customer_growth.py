@@ -20,9 +20,7 @@ Run from the project root:  .venv/bin/python bench/customer_growth.py [--sizes 0
 """
 
 import argparse
-import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,18 +41,10 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = sorted(int(size) for size in arguments.sizes.split(","))
 
-    from bench.in_process import STAND_IN_KEY, set_up_django
-    from customers.align.standin.server import serving
+    from bench.in_process import django_beside_a_stand_in
 
-    with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
-        set_up_django(
-            stand_in,
-            database_path=str(Path(scratch) / "bench.sqlite3"),
-            static_root=Path(scratch) / "static",
-            silence_up_to=logging.WARNING,
-        )
+    with django_beside_a_stand_in():
         run(sizes, arguments.lookups)
-    print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
 def run(sizes: list[int], lookups: int) -> None:

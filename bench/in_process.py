@@ -7,9 +7,32 @@ one environment: plain HTTP and password sign-in, because what they time is the 
 
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from customers.align.standin.server import serving
+
 STAND_IN_KEY = "bench-stand-in-key"
+MEASURED_HOW = "Measured in one process on this machine: Django test client -> stand-in on loopback."
+
+
+@contextmanager
+def django_beside_a_stand_in(*, silence_up_to: int = logging.WARNING) -> Iterator[None]:
+    """Django set up in this process on a scratch SQLite file, beside the stand-in on loopback.
+
+    The demo customers' odd values are logged as warnings, once per lookup: silenced by default.
+    """
+    with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
+        set_up_django(
+            stand_in,
+            database_path=str(Path(scratch) / "bench.sqlite3"),
+            static_root=Path(scratch) / "static",
+            silence_up_to=silence_up_to,
+        )
+        yield
+    print(MEASURED_HOW)
 
 
 def set_up_django(stand_in, *, database_path: str, static_root: Path, silence_up_to: int) -> None:

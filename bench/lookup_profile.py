@@ -13,10 +13,8 @@ Run from the project root:  .venv/bin/python bench/lookup_profile.py [--lookups 
 import argparse
 import cProfile
 import io
-import logging
 import pstats
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,18 +31,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     arguments = parser.parse_args()
 
-    from bench.in_process import STAND_IN_KEY, set_up_django
-    from customers.align.standin.server import serving
+    from bench.in_process import django_beside_a_stand_in
 
-    with tempfile.TemporaryDirectory() as scratch, serving(api_key=STAND_IN_KEY) as stand_in:
-        set_up_django(
-            stand_in,
-            database_path=str(Path(scratch) / "bench.sqlite3"),
-            static_root=Path(scratch) / "static",
-            silence_up_to=logging.WARNING,
-        )
+    with django_beside_a_stand_in():
         run(arguments.lookups, arguments.profile)
-    print("Measured in one process on this machine: Django test client -> stand-in on loopback.")
 
 
 def run(lookups: int, profile: bool) -> None:

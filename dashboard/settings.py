@@ -92,16 +92,21 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def env_api_url(name: str, default: str) -> str:
-    """An http(s) URL that the API key is sent to: plain http only to this machine."""
+def env_secret_carrying_url(name: str, default: str, *, carries: str) -> str:
+    """An http(s) URL that secrets travel to (`carries` says which): plain http only to this machine."""
     value = env_http_url(name, default)
     parts = urlsplit(value)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ImproperlyConfigured(
-            f"{name} must be an https:// URL: plain http:// would send the API key in clear text. "
+            f"{name} must be an https:// URL: plain http:// would send {carries} in clear text. "
             f"http:// is accepted only for this machine (localhost, 127.0.0.1, [::1]); got {value!r}."
         )
     return value
+
+
+def env_api_url(name: str, default: str) -> str:
+    """Align's base URL, which the API key is sent to."""
+    return env_secret_carrying_url(name, default, carries="the API key")
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -471,14 +476,7 @@ def env_issuer_url(name: str) -> str:
     """
     if not env_str(name):
         return ""
-    value = env_http_url(name, "https://login.example.com/realms/staff")
-    parts = urlsplit(value)
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ImproperlyConfigured(
-            f"{name} must be an https:// URL: sign-in tokens must not travel in clear text. "
-            f"http:// is accepted only for this machine (localhost, 127.0.0.1, [::1]); got {value!r}."
-        )
-    return value
+    return env_secret_carrying_url(name, "https://login.example.com/realms/staff", carries="sign-in tokens")
 
 
 def env_group_map(name: str) -> dict[str, str]:

@@ -24,48 +24,37 @@ from django.db.models.expressions import RawSQL
 
 from customers.models import AuditEvent
 
-# A user's newest `size` first cards of runs (audit_user_shown_recent), and the newest card of each of
-# their customers (audit_user_customer_cards, one seek each). A card is a row of
-# customers.models.SHOWN_CARD. `%s`: user, size, user, user, size.
-_RUNS_AND_THEIR_NEWEST_CARDS = """
-    SELECT id FROM (
-        SELECT id FROM customers_auditevent
-        WHERE user_id = %s AND NOT repeats_last_card
+# A user's newest first cards of runs (audit_user_shown_recent): a card is a row of
+# customers.models.SHOWN_CARD. `below` is "" or a bound lower limit on minus the ID.
+_FIRST_CARDS_OF_RUNS = """
+        SELECT {column} FROM customers_auditevent
+        WHERE user_id = %s AND NOT repeats_last_card{below}
             AND action IN ('lookup', 'email_search') AND customer_id IS NOT NULL AND batch_id IS NULL
         ORDER BY -id LIMIT %s
-    ) AS runs
+"""
+
+
+def _runs_and_their_newest_cards(below: str) -> str:
+    """The newest `size` first cards of runs, and the newest card of each of their customers
+    (audit_user_customer_cards, one seek each)."""
+    runs = {
+        column: _FIRST_CARDS_OF_RUNS.format(column=column, below=below) for column in ("id", "customer_id")
+    }
+    return f"""
+    SELECT id FROM ({runs["id"]}) AS runs
     UNION ALL
     SELECT (
         SELECT card.id FROM customers_auditevent AS card
         WHERE card.user_id = %s AND card.customer_id = runs.customer_id AND card.repeats_last_card IS NOT NULL
         ORDER BY -card.id LIMIT 1
-    ) FROM (
-        SELECT customer_id FROM customers_auditevent
-        WHERE user_id = %s AND NOT repeats_last_card
-            AND action IN ('lookup', 'email_search') AND customer_id IS NOT NULL AND batch_id IS NULL
-        ORDER BY -id LIMIT %s
-    ) AS runs
-"""
+    ) FROM ({runs["customer_id"]}) AS runs
+"""  # noqa: S608 (made once, at import, of the constants here; every value is bound)
+
+
+# `%s`: user, size, user, user, size.
+_RUNS_AND_THEIR_NEWEST_CARDS = _runs_and_their_newest_cards(below="")
 # The same below a row, the walk starting there: `%s`: user, -row, size, user, user, -row, size.
-_RUNS_BELOW_AND_THEIR_NEWEST_CARDS = """
-    SELECT id FROM (
-        SELECT id FROM customers_auditevent
-        WHERE user_id = %s AND NOT repeats_last_card AND -id > %s
-            AND action IN ('lookup', 'email_search') AND customer_id IS NOT NULL AND batch_id IS NULL
-        ORDER BY -id LIMIT %s
-    ) AS runs
-    UNION ALL
-    SELECT (
-        SELECT card.id FROM customers_auditevent AS card
-        WHERE card.user_id = %s AND card.customer_id = runs.customer_id AND card.repeats_last_card IS NOT NULL
-        ORDER BY -card.id LIMIT 1
-    ) FROM (
-        SELECT customer_id FROM customers_auditevent
-        WHERE user_id = %s AND NOT repeats_last_card AND -id > %s
-            AND action IN ('lookup', 'email_search') AND customer_id IS NOT NULL AND batch_id IS NULL
-        ORDER BY -id LIMIT %s
-    ) AS runs
-"""
+_RUNS_BELOW_AND_THEIR_NEWEST_CARDS = _runs_and_their_newest_cards(below=" AND -id > %s")
 # A customer's card: History's lookups (audit_customer_kyc_changes), the sessions leads started and the
 # link's copies (audit_customer_action_recent), then the reader's runs as above. `%s`: customer, how
 # many, three times.
